@@ -82,6 +82,23 @@ class CorporaParams:
 
 
 @dataclass(frozen=True)
+class DataParams:
+    """Which corpora play which role: supervised labels, self-supervised audio, out-of-distribution."""
+
+    supervised: str = field(default="synthetic", metadata=_choices("synthetic", "percepiano"))
+    ssl: list[str] = field(default_factory=lambda: ["synthetic_ssl"])
+    ood: list[str] = field(default_factory=lambda: ["synthetic_phone"])
+
+
+@dataclass(frozen=True)
+class DedupParams:
+    """Fingerprinting and leakage rules (``crescendai.dedup``)."""
+
+    match_threshold: float = field(default=0.8, metadata=_rng(0.0, 1.0))
+    min_overlap_sec: float = field(default=5.0, metadata=_rng(0.0, 3600.0))
+
+
+@dataclass(frozen=True)
 class SplitParams:
     """Supervised splits: performer-level (or piece-level) K folds plus a fixed test set."""
 
@@ -151,6 +168,13 @@ class EvalParams:
 
 
 @dataclass(frozen=True)
+class CalibrateParams:
+    """Isotonic calibration per dimension on validation predictions."""
+
+    n_bins: int = field(default=10, metadata=_rng(2, 1000))
+
+
+@dataclass(frozen=True)
 class TutorParams:
     """Analysis of one recording by ``crescendai analyze``."""
 
@@ -167,12 +191,15 @@ class Params:
     generate: GenerateParams = field(default_factory=GenerateParams)
     render: RenderParams = field(default_factory=RenderParams)
     corpora: CorporaParams = field(default_factory=CorporaParams)
+    data: DataParams = field(default_factory=DataParams)
+    dedup: DedupParams = field(default_factory=DedupParams)
     split: SplitParams = field(default_factory=SplitParams)
     preprocess: PreprocessParams = field(default_factory=PreprocessParams)
     model: ModelParams = field(default_factory=ModelParams)
     pretrain: PretrainParams = field(default_factory=PretrainParams)
     finetune: FinetuneParams = field(default_factory=FinetuneParams)
     eval: EvalParams = field(default_factory=EvalParams)
+    calibrate: CalibrateParams = field(default_factory=CalibrateParams)
     tutor: TutorParams = field(default_factory=TutorParams)
 
 

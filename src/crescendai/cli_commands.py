@@ -1,0 +1,6 @@
+"""Imports the modules that register ``crescendai`` subcommands (see ``cli.subcommand``).
+
+Add one import per subcommand module; keep the subcommand's parser and handler in its own module.
+"""
+
+from __future__ import annotations
