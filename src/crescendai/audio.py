@@ -382,18 +382,29 @@ def stream_windows(
         buf, buf_start = buf[drop:], buf_start + drop
         while (w := emit(False)) is not None:
             yield w
-    if total == 0:
-        check_waveform(np.zeros(0, np.float32), source=path)
-    if total / SAMPLE_RATE < min_duration_sec or not seen_nonzero:
-        check_waveform(np.zeros(1, np.float32) if seen_nonzero else np.zeros(total, np.float32),
-                       min_duration_sec=min_duration_sec, source=path)
-        if total / SAMPLE_RATE < min_duration_sec:  # pragma: no cover - raised above
-            raise AudioError(path, "too short")
+    _check_stream_summary(total, seen_nonzero, min_duration_sec, path)
     buf = np.concatenate([buf, np.zeros(half + N_FFT, np.float32)])
     mel = np.concatenate([mel, compute(buf, buf_start, n_frames(total))])
     w = emit(True)
     if w is not None:
         yield w
+
+
+def _check_stream_summary(
+    n_samples: int, any_nonzero: bool, min_duration_sec: float, path: str | os.PathLike[str]
+) -> None:
+    """The whole-file checks of :func:`check_waveform` from a streamed file's running summary."""
+    if n_samples == 0:
+        raise AudioError(path, "the recording is empty (zero samples); record again or pick another file")
+    duration = n_samples / SAMPLE_RATE
+    if duration < min_duration_sec:
+        raise AudioError(
+            path,
+            f"the recording lasts {duration:.2f} s, shorter than the minimum {min_duration_sec:.2f} s; "
+            "record a longer passage",
+        )
+    if not any_nonzero:
+        raise AudioError(path, "the recording is digital silence (all samples are zero); check the microphone")
 
 
 def concat_windows(parts: list[Windows]) -> Windows:
