@@ -1,0 +1,401 @@
+"""Metrics for the 19-D regression: per-dimension r / R² / MSE, within-piece ranking, bootstrap CIs.
+
+Every metric function is pure: arrays in, numbers out. Shapes: ``y_true`` and ``y_pred`` are float
+[N, D] (N segments, D = 19 dimensions, labels on PercePiano's [1/7, 1] scale); ``groups`` are
+length-N arrays of hashable ids (performer or piece). Degenerate cases (constant column, fewer than
+two rows) give ``nan`` for that dimension and are skipped by the ``nan``-aware summaries.
+
+Confidence intervals are percentile bootstraps. Two resampling units are offered, because they answer
+different questions: ``"segment"`` resamples rows (how stable is the figure over these segments?) and
+``"performer"`` resamples whole performers with all their segments (would it hold for other players?
+— the honest one when segments of a player are correlated). :func:`paired_bootstrap_gain` applies
+the *same* resample to two prediction sets of the same segments, so the CI of the SSL-vs-scratch gain
+reflects the pairing.
+
+Plot writers produce the small CSVs that ``dvc plots`` renders and matching matplotlib PNGs.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crescendai.dims import KEYS, N_DIMS
+from crescendai.io_utils import atomic_write
+
+log = logging.getLogger(__name__)
+
+Unit = str  # "segment" | "performer"
+
+
+def _check(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    yt = np.asarray(y_true, dtype=np.float64)
+    yp = np.asarray(y_pred, dtype=np.float64)
+    if yt.ndim == 1:
+        yt = yt[:, None]
+    if yp.ndim == 1:
+        yp = yp[:, None]
+    if yt.shape != yp.shape:
+        raise ValueError(f"y_true {yt.shape} and y_pred {yp.shape} must have the same shape [N, D]")
+    return yt, yp
+
+
+# --------------------------------------------------------------------------------------------
+# per-dimension metrics
+# --------------------------------------------------------------------------------------------
+
+
+def pearson_per_dim(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Pearson r per column → float [D]; ``nan`` where either column is constant or N < 2."""
+    yt, yp = _check(y_true, y_pred)
+    if yt.shape[0] < 2:
+        return np.full(yt.shape[1], np.nan)
+    a = yt - yt.mean(0)
+    b = yp - yp.mean(0)
+    den = np.sqrt((a * a).sum(0) * (b * b).sum(0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (a * b).sum(0) / den
+    r[~(den > 1e-12)] = np.nan
+    return np.clip(r, -1.0, 1.0)
+
+
+def r2_per_dim(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Coefficient of determination per column (1 − SSE/SST, can be negative) → float [D]."""
+    yt, yp = _check(y_true, y_pred)
+    sst = ((yt - yt.mean(0)) ** 2).sum(0)
+    sse = ((yt - yp) ** 2).sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r2 = 1.0 - sse / sst
+    r2[~(sst > 1e-12)] = np.nan
+    return r2
+
+
+def mse_per_dim(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
+    """Mean squared error per column → float [D] (label units², labels in [1/7, 1])."""
+    yt, yp = _check(y_true, y_pred)
+    return ((yt - yp) ** 2).mean(0)
+
+
+def pairwise_accuracy_per_dim(
+    y_true: np.ndarray, y_pred: np.ndarray, pieces: Sequence[object], min_gap: float = 0.0
+) -> np.ndarray:
+    """Within-piece pairwise ranking accuracy per dimension → float [D] in [0, 1].
+
+    For every pair of segments of the same piece whose true labels differ by more than ``min_gap``,
+    count whether the prediction orders them the same way (prediction ties count ½). Pairs across
+    pieces are never compared, so between-work differences cannot inflate the figure. ``nan`` where
+    no pair qualifies.
+    """
+    yt, yp = _check(y_true, y_pred)
+    pieces = np.asarray(pieces)
+    correct = np.zeros(yt.shape[1])
+    total = np.zeros(yt.shape[1])
+    for p in np.unique(pieces):
+        idx = np.flatnonzero(pieces == p)
+        if len(idx) < 2:
+            continue
+        i, j = np.triu_indices(len(idx), k=1)
+        dt = yt[idx[i]] - yt[idx[j]]  # [P, D]
+        dp = yp[idx[i]] - yp[idx[j]]
+        valid = np.abs(dt) > min_gap
+        agree = np.where(dp == 0, 0.5, (np.sign(dt) == np.sign(dp)).astype(float))
+        correct += (agree * valid).sum(0)
+        total += valid.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, correct / np.maximum(total, 1), np.nan)
+
+
+def nanmedian(x: np.ndarray) -> float:
+    """Median ignoring ``nan``; ``nan`` when everything is ``nan``."""
+    x = np.asarray(x, dtype=np.float64)
+    return float(np.median(x[np.isfinite(x)])) if np.isfinite(x).any() else float("nan")
+
+
+def median_r(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Median over dimensions of the per-dimension Pearson r (the headline figure)."""
+    return nanmedian(pearson_per_dim(y_true, y_pred))
+
+
+# --------------------------------------------------------------------------------------------
+# bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap_indices(
+    n: int, n_boot: int, rng: np.random.Generator, groups: Sequence[object] | None = None
+) -> list[np.ndarray]:
+    """``n_boot`` resamples of row indices 0..n-1.
+
+    With ``groups`` None: rows drawn with replacement (segment bootstrap). With ``groups`` (length n):
+    whole groups drawn with replacement and all their rows kept (cluster bootstrap, e.g. performers).
+    """
+    if groups is None:
+        return [rng.integers(0, n, n) for _ in range(n_boot)]
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries, expected {n}")
+    uniq = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in uniq]
+    out = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(uniq), len(uniq))
+        out.append(np.concatenate([members[k] for k in pick]))
+    return out
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile bootstrap interval at level ``ci``."""
+
+    value: float
+    lo: float
+    hi: float
+    ci: float
+    n_boot: int
+    unit: str
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _percentile_interval(stats: np.ndarray, ci: float) -> tuple[float, float]:
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return float("nan"), float("nan")
+    a = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(stats, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def bootstrap_statistic(
+    stat: Callable[[np.ndarray], float],
+    n: int,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+    unit: str = "segment",
+) -> Interval:
+    """Percentile CI of ``stat(idx)`` over resamples ``idx`` (see :func:`bootstrap_indices`)."""
+    rng = np.random.default_rng(seed)
+    value = stat(np.arange(n))
+    stats = np.array([stat(idx) for idx in bootstrap_indices(n, n_boot, rng, groups)])
+    lo, hi = _percentile_interval(stats, ci)
+    return Interval(float(value), lo, hi, ci, n_boot, unit)
+
+
+def bootstrap_median_r(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+    unit: str = "segment",
+) -> Interval:
+    """Median-over-dimensions Pearson r with a bootstrap CI (segments, or clusters via ``groups``)."""
+    yt, yp = _check(y_true, y_pred)
+    return bootstrap_statistic(
+        lambda idx: median_r(yt[idx], yp[idx]), len(yt), n_boot, ci, seed, groups, unit
+    )
+
+
+def paired_bootstrap_gain(
+    y_true: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+    unit: str = "segment",
+) -> tuple[Interval, float]:
+    """Gain ``median_r(a) − median_r(b)`` on the same segments, with a paired bootstrap CI.
+
+    Returns ``(interval, p_le_0)``: ``p_le_0`` is the fraction of resamples where the gain is ≤ 0
+    (a one-sided bootstrap p-value for "a beats b").
+    """
+    yt, pa = _check(y_true, pred_a)
+    _, pb = _check(y_true, pred_b)
+
+    def gain(idx: np.ndarray) -> float:
+        return median_r(yt[idx], pa[idx]) - median_r(yt[idx], pb[idx])
+
+    rng = np.random.default_rng(seed)
+    stats = np.array([gain(idx) for idx in bootstrap_indices(len(yt), n_boot, rng, groups)])
+    lo, hi = _percentile_interval(stats, ci)
+    finite = stats[np.isfinite(stats)]
+    p = float((finite <= 0).mean()) if finite.size else float("nan")
+    return Interval(gain(np.arange(len(yt))), lo, hi, ci, n_boot, unit), p
+
+
+# --------------------------------------------------------------------------------------------
+# tables and summaries
+# --------------------------------------------------------------------------------------------
+
+
+def per_dim_table(
+    y_true: np.ndarray, y_pred: np.ndarray, pieces: Sequence[object] | None = None
+) -> list[dict[str, float | str | int]]:
+    """One row per dimension: ``dim, key, r, r2, mse`` (+ ``pairwise_acc`` when pieces given)."""
+    r = pearson_per_dim(y_true, y_pred)
+    r2 = r2_per_dim(y_true, y_pred)
+    mse = mse_per_dim(y_true, y_pred)
+    acc = pairwise_accuracy_per_dim(y_true, y_pred, pieces) if pieces is not None else None
+    keys = KEYS if len(r) == N_DIMS else tuple(f"d{i}" for i in range(len(r)))
+    rows: list[dict[str, float | str | int]] = []
+    for d, key in enumerate(keys):
+        row: dict[str, float | str | int] = {
+            "dim": d, "key": key, "r": float(r[d]), "r2": float(r2[d]), "mse": float(mse[d])
+        }
+        if acc is not None:
+            row["pairwise_acc"] = float(acc[d])
+        rows.append(row)
+    return rows
+
+
+def best_worst(values: np.ndarray, k: int = 3, keys: Sequence[str] = KEYS) -> dict[str, list[str]]:
+    """The ``k`` highest and lowest dimensions by ``values`` (``nan`` ignored), by key."""
+    v = np.asarray(values, dtype=np.float64)
+    order = [i for i in np.argsort(-np.nan_to_num(v, nan=-np.inf)) if np.isfinite(v[i])]
+    return {"best": [keys[i] for i in order[:k]], "worst": [keys[i] for i in order[::-1][:k]]}
+
+
+def _r(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+def summarize(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    performers: Sequence[object],
+    pieces: Sequence[object],
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> dict[str, object]:
+    """All headline metrics for one prediction set of N segments (JSON-ready; nan → null).
+
+    Keys: ``n_segments, n_performers, median_r, median_r_ci_segment, median_r_ci_performer,
+    mean_r, mean_r2, mean_mse, mean_pairwise_acc, best_dims, worst_dims, per_dim`` (a dict key →
+    {r, r2, mse, pairwise_acc}).
+    """
+    yt, yp = _check(y_true, y_pred)
+    rows = per_dim_table(yt, yp, pieces)
+    r = np.array([row["r"] for row in rows], dtype=float)
+    r2 = np.array([row["r2"] for row in rows], dtype=float)
+    mse = np.array([row["mse"] for row in rows], dtype=float)
+    acc = np.array([row["pairwise_acc"] for row in rows], dtype=float)
+    seg = bootstrap_median_r(yt, yp, n_boot, ci, seed, None, "segment")
+    perf = bootstrap_median_r(yt, yp, n_boot, ci, seed + 1, performers, "performer")
+    bw = best_worst(r)
+    return {
+        "n_segments": int(len(yt)),
+        "n_performers": int(len(np.unique(np.asarray(performers)))),
+        "median_r": _r(seg.value),
+        "median_r_ci_segment": [_r(seg.lo), _r(seg.hi)],
+        "median_r_ci_performer": [_r(perf.lo), _r(perf.hi)],
+        "mean_r": _r(np.nanmean(r)) if np.isfinite(r).any() else None,
+        "mean_r2": _r(np.nanmean(r2)) if np.isfinite(r2).any() else None,
+        "mean_mse": _r(float(np.mean(mse))),
+        "mean_pairwise_acc": _r(np.nanmean(acc)) if np.isfinite(acc).any() else None,
+        "best_dims": bw["best"],
+        "worst_dims": bw["worst"],
+        "per_dim": {
+            str(row["key"]): {k: _r(float(row[k])) for k in ("r", "r2", "mse", "pairwise_acc")}
+            for row in rows
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# plot data
+# --------------------------------------------------------------------------------------------
+
+
+def write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, object]]) -> None:
+    """Atomically write ``rows`` (dicts with the same keys) as CSV; floats rounded to 6 digits."""
+    if not rows:
+        raise ValueError(f"{path}: no rows to write")
+    fields = list(rows[0].keys())
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def scatter_rows(
+    y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str], dims: Sequence[int] | None = None
+) -> list[dict[str, object]]:
+    """Long-format predicted-vs-true rows ``item, dim, key, true, pred`` for a scatter plot."""
+    yt, yp = _check(y_true, y_pred)
+    dims = range(yt.shape[1]) if dims is None else dims
+    return [
+        {"item": names[i], "dim": d, "key": KEYS[d], "true": float(yt[i, d]), "pred": float(yp[i, d])}
+        for d in dims
+        for i in range(len(yt))
+    ]
+
+
+def plot_per_dim_bars(path: str | os.PathLike[str], series: dict[str, Sequence[float]]) -> None:
+    """PNG: grouped bars of per-dimension r, one series per model (e.g. ssl / scratch / ridge)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(next(iter(series.values())))
+    x = np.arange(n)
+    w = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for k, (name, vals) in enumerate(series.items()):
+        ax.bar(x + k * w - 0.4 + w / 2, np.nan_to_num(np.asarray(vals, float)), w, label=name)
+    ax.set_xticks(x, KEYS[:n], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("Pearson r")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend()
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def plot_scatter(
+    path: str | os.PathLike[str], y_true: np.ndarray, y_pred: np.ndarray, title: str = ""
+) -> None:
+    """PNG: a 4×5 grid of predicted-vs-true scatters, one per dimension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yt, yp = _check(y_true, y_pred)
+    r = pearson_per_dim(yt, yp)
+    fig, axes = plt.subplots(4, 5, figsize=(14, 11))
+    for d, ax in enumerate(axes.flat):
+        if d >= yt.shape[1]:
+            ax.axis("off")
+            continue
+        ax.scatter(yt[:, d], yp[:, d], s=6, alpha=0.6)
+        lo = float(min(yt[:, d].min(), yp[:, d].min()))
+        hi = float(max(yt[:, d].max(), yp[:, d].max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.5)
+        ax.set_title(f"{KEYS[d]} r={r[d]:.2f}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def _save_fig(fig: object, path: str | os.PathLike[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    p = Path(path)
+    with atomic_write(p, "wb") as f:
+        fig.savefig(f, format="png", dpi=90)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
