@@ -1,0 +1,225 @@
+"""The ultra-small Audio Spectrogram Transformer (AST) backbone, nanoGPT style: the whole network here.
+
+Input: contract windows ``x`` [B, 128 time, 128 mel] in dB, range [-80, 0] (``crescendai.audio``).
+The dB values are normalised *inside* the model with fixed constants (:data:`DB_CENTER`,
+:data:`DB_SCALE`), so every caller feeds the raw contract and no data pipeline rescales anything.
+
+    x (B, 128, 128) ─► (x - DB_CENTER) / DB_SCALE ─► 16×16 patches (B, 64, 256) ─► Linear ─► + pos
+      ─► [CLS] + tokens (B, 65, 256) ─► 3 × pre-LN Block(4 heads, MLP 4×, dropout, drop-path) ─► LN
+      ─► pooled (B, 256): CLS token or masked mean of patch tokens
+
+Patches are taken on an 8 × 8 grid with patch index ``p = 8·t + f`` (``t`` time row, ``f`` mel column),
+no overlap (stride 16). An optional ``pad_mask`` [B, 128] (True = padded frame, as
+``crescendai.audio.Windows.pad_mask``) hides time rows whose 16 frames are all padding from attention
+and from mean pooling. An optional ``token_mask`` [B, 64] replaces patch embeddings by a learned
+``mask_token`` (masked patch modelling).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+N_FRAMES: int = 128
+N_MELS: int = 128
+DB_CENTER: float = -40.0
+"""dB subtracted from the input: the centre of the contract range [-80, 0]."""
+DB_SCALE: float = 20.0
+"""dB per unit after normalisation: [-80, 0] maps to [-2, 2]."""
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Backbone hyper-parameters (the ``model`` section of params.yaml maps onto this one to one)."""
+
+    patch: int = 16
+    dim: int = 256
+    depth: int = 3
+    heads: int = 4
+    dropout: float = 0.3
+    drop_path: float = 0.2
+    pooling: str = "cls"  # "cls" | "mean"
+    mlp_ratio: int = 4
+
+    def __post_init__(self) -> None:
+        if self.dim % self.heads:
+            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
+        if N_FRAMES % self.patch or N_MELS % self.patch:
+            raise ValueError(f"patch ({self.patch}) must divide the 128×128 window")
+        if self.pooling not in ("cls", "mean"):
+            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(time rows, mel columns) of the patch grid, e.g. (8, 8)."""
+        return N_FRAMES // self.patch, N_MELS // self.patch
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class DropPath(nn.Module):
+    """Stochastic depth: drop the whole residual branch per sample with probability ``p`` (training)."""
+
+    def __init__(self, p: float) -> None:
+        super().__init__()
+        self.p = p
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0:
+            return x
+        keep = x.new_empty(x.shape[0], *([1] * (x.ndim - 1))).bernoulli_(1.0 - self.p)
+        return x * keep / (1.0 - self.p)
+
+
+class Attention(nn.Module):
+    def __init__(self, cfg: BackboneConfig) -> None:
+        super().__init__()
+        self.heads = cfg.heads
+        self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)  # one fused projection for q, k, v
+        self.proj = nn.Linear(cfg.dim, cfg.dim)
+        self.dropout = cfg.dropout
+        self.resid_drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.heads, C // self.heads).permute(2, 0, 3, 1, 4)  # 3 × (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=attn_mask, dropout_p=self.dropout if self.training else 0.0
+        )  # (B, nh, T, hs)
+        y = y.transpose(1, 2).reshape(B, T, C)  # (B, T, C)
+        return self.resid_drop(self.proj(y))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: BackboneConfig, drop_path: float) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.dim)
+        self.attn = Attention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.dim)
+        self.mlp = nn.Sequential(
+            nn.Linear(cfg.dim, cfg.mlp_ratio * cfg.dim),
+            nn.GELU(),
+            nn.Linear(cfg.mlp_ratio * cfg.dim, cfg.dim),
+            nn.Dropout(cfg.dropout),
+        )
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = x + self.drop_path(self.attn(self.ln1(x), attn_mask))  # (B, T, C)
+        x = x + self.drop_path(self.mlp(self.ln2(x)))  # (B, T, C)
+        return x
+
+
+class Backbone(nn.Module):
+    """Ultra-small AST. ``forward(x) -> (B, dim)``; ``tokens(x) -> (B, 1 + n_patches, dim)``."""
+
+    def __init__(self, cfg: BackboneConfig | None = None) -> None:
+        super().__init__()
+        self.cfg = cfg = cfg or BackboneConfig()
+        pdim = cfg.patch * cfg.patch
+        self.patch_embed = nn.Linear(pdim, cfg.dim)  # a 16×16 stride-16 conv, as one matmul
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.mask_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))
+        self.pos_embed = nn.Parameter(torch.zeros(1, 1 + cfg.n_patches, cfg.dim))
+        self.drop = nn.Dropout(cfg.dropout)
+        rates = [cfg.drop_path * i / max(1, cfg.depth - 1) for i in range(cfg.depth)]  # linear rule
+        self.blocks = nn.ModuleList(Block(cfg, r) for r in rates)
+        self.ln_f = nn.LayerNorm(cfg.dim)
+        self.apply(self._init_weights)
+        for name, p in self.named_parameters():  # GPT-2 scaled init of residual projections
+            if name.endswith("attn.proj.weight") or name.endswith("mlp.2.weight"):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.depth))
+        for p in (self.cls_token, self.mask_token, self.pos_embed):
+            nn.init.normal_(p, mean=0.0, std=0.02)
+
+    @staticmethod
+    def _init_weights(m: nn.Module) -> None:
+        """The one place weights are initialised."""
+        if isinstance(m, nn.Linear):
+            nn.init.normal_(m.weight, mean=0.0, std=0.02)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.LayerNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+
+    @property
+    def dim(self) -> int:
+        return self.cfg.dim
+
+    def n_params(self) -> int:
+        """Number of trainable parameters (``mask_token`` included)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def patchify(self, x: torch.Tensor) -> torch.Tensor:
+        """Normalised dB windows (B, 128, 128) → patches (B, n_patches, patch²), index ``8·t + f``."""
+        B = x.shape[0]
+        P = self.cfg.patch
+        nt, nf = self.cfg.grid
+        x = x.reshape(B, nt, P, nf, P).permute(0, 1, 3, 2, 4)  # (B, nt, nf, P, P)
+        return x.reshape(B, nt * nf, P * P)  # (B, N, P²)
+
+    @staticmethod
+    def normalise(x: torch.Tensor) -> torch.Tensor:
+        """Contract dB [-80, 0] → model units [-2, 2] (fixed constants)."""
+        return (x - DB_CENTER) / DB_SCALE
+
+    def patch_padding(self, pad_mask: torch.Tensor) -> torch.Tensor:
+        """Frame pad mask (B, 128) → patch pad mask (B, n_patches): True where the time row is all padding."""
+        nt, nf = self.cfg.grid
+        rows = pad_mask.reshape(pad_mask.shape[0], nt, self.cfg.patch).all(dim=-1)  # (B, nt)
+        return rows[:, :, None].expand(-1, nt, nf).reshape(pad_mask.shape[0], nt * nf)  # (B, N)
+
+    def tokens(
+        self,
+        x: torch.Tensor,
+        pad_mask: torch.Tensor | None = None,
+        token_mask: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """All output tokens.
+
+        Args:
+            x: (B, 128, 128) dB windows in [-80, 0], [time, mel].
+            pad_mask: optional (B, 128) bool, True = padded frame.
+            token_mask: optional (B, n_patches) bool, True = replace the patch by ``mask_token``.
+
+        Returns:
+            (B, 1 + n_patches, dim): the CLS token first, then patches in index order ``8·t + f``.
+        """
+        B = x.shape[0]
+        h = self.patch_embed(self.patchify(self.normalise(x)))  # (B, N, C)
+        if token_mask is not None:
+            h = torch.where(token_mask[..., None], self.mask_token.to(h.dtype), h)  # (B, N, C)
+        h = torch.cat([self.cls_token.expand(B, -1, -1), h], dim=1) + self.pos_embed  # (B, 1+N, C)
+        h = self.drop(h)
+        attn_mask = None
+        if pad_mask is not None and bool(pad_mask.any()):
+            keep = ~self.patch_padding(pad_mask)  # (B, N)
+            keep = torch.cat([keep.new_ones(B, 1), keep], dim=1)  # (B, 1+N), CLS always visible
+            attn_mask = keep[:, None, None, :]  # (B, 1, 1, 1+N) broadcast over heads and queries
+        for block in self.blocks:
+            h = block(h, attn_mask)  # (B, 1+N, C)
+        return self.ln_f(h)  # (B, 1+N, C)
+
+    def pool(self, tokens: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Tokens (B, 1+N, C) → embedding (B, C) by ``cfg.pooling``."""
+        if self.cfg.pooling == "cls":
+            return tokens[:, 0]  # (B, C)
+        patches = tokens[:, 1:]  # (B, N, C)
+        if pad_mask is None:
+            return patches.mean(dim=1)
+        w = (~self.patch_padding(pad_mask)).to(patches.dtype)[..., None]  # (B, N, 1)
+        return (patches * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, C)
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, 128, 128) dB windows → (B, dim) embeddings."""
+        return self.pool(self.tokens(x, pad_mask), pad_mask)

@@ -1,0 +1,187 @@
+"""Backbone + heads as one module, built from params, saved and loaded as state dict + config JSON.
+
+Files: ``<dir>/<name>.pt`` holds a plain state dict (loads with ``torch.load(weights_only=True)``) and
+``<dir>/config.json`` holds ``{"kind": "backbone" | "model", "backbone": {...}, "heads": {...}, ...}``
+plus any extra metadata the caller passes (kept verbatim). Both are written atomically.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn as nn
+
+from crescendai.io_utils import atomic_write, read_json, write_json
+from crescendai.model.backbone import Backbone, BackboneConfig
+from crescendai.model.heads import (
+    N_DIMS,
+    CornHead,
+    LocalHead,
+    RegressionHead,
+    TimbreHead,
+    corn_to_score,
+)
+
+
+@dataclass(frozen=True)
+class HeadsConfig:
+    """Which heads a :class:`Model` carries.
+
+    Attributes:
+        regression: the 19-D segment-score head (``out["scores"]``).
+        corn: the CORN ordinal head (``out["corn_logits"]``, ``out["corn_scores"]``).
+        n_timbre_classes: piano-model / brand classes; 0 = no timbre head (``out["timbre_logits"]``).
+        local: the local window head (``out["local"]`` (B, 19), ``out["local_rows"]`` (B, nt, 19)).
+        hidden: hidden width of the regression head MLP (0 = linear).
+        dropout: dropout before the head projections.
+    """
+
+    regression: bool = True
+    corn: bool = False
+    n_timbre_classes: int = 0
+    local: bool = False
+    hidden: int = 0
+    dropout: float = 0.1
+
+
+def backbone_config(params: Any) -> BackboneConfig:
+    """``crescendai.config.ModelParams`` (or any object / mapping with its fields) → BackboneConfig."""
+    get = params.get if isinstance(params, dict) else lambda k, d=None: getattr(params, k, d)
+    names = [f.name for f in fields(BackboneConfig)]
+    return BackboneConfig(**{k: get(k) for k in names if get(k) is not None})
+
+
+def build_backbone(params: Any) -> Backbone:
+    """A freshly initialised :class:`Backbone` from ``ModelParams`` (the ``model`` params section)."""
+    return Backbone(backbone_config(params))
+
+
+class Model(nn.Module):
+    """Backbone + heads. ``forward(x, pad_mask=None) -> dict[str, Tensor]``.
+
+    Keys (present when the head exists): ``embedding`` (B, C), ``scores`` (B, 19), ``corn_logits``
+    (B, 19, 6), ``corn_scores`` (B, 19), ``timbre_logits`` (B, n_classes), ``local`` (B, 19),
+    ``local_rows`` (B, nt, 19). Input ``x`` (B, 128, 128) contract dB in [-80, 0]; ``pad_mask``
+    optional (B, 128) bool.
+    """
+
+    def __init__(self, backbone: Backbone | BackboneConfig, heads: HeadsConfig | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone if isinstance(backbone, Backbone) else Backbone(backbone)
+        self.heads_cfg = h = heads or HeadsConfig()
+        C = self.backbone.dim
+        self.heads = nn.ModuleDict()
+        if h.regression:
+            self.heads["regression"] = RegressionHead(C, N_DIMS, h.hidden, h.dropout)
+        if h.corn:
+            self.heads["corn"] = CornHead(C, N_DIMS, dropout=h.dropout)
+        if h.n_timbre_classes:
+            self.heads["timbre"] = TimbreHead(C, h.n_timbre_classes, h.dropout)
+        if h.local:
+            self.heads["local"] = LocalHead(C, self.backbone.cfg.grid, N_DIMS, dropout=h.dropout)
+
+    @property
+    def cfg(self) -> BackboneConfig:
+        return self.backbone.cfg
+
+    def n_params(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, x: torch.Tensor, pad_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        tokens = self.backbone.tokens(x, pad_mask)  # (B, 1+N, C)
+        emb = self.backbone.pool(tokens, pad_mask)  # (B, C)
+        out = {"embedding": emb}
+        if "regression" in self.heads:
+            out["scores"] = self.heads["regression"](emb)  # (B, 19)
+        if "corn" in self.heads:
+            out["corn_logits"] = self.heads["corn"](emb)  # (B, 19, K-1)
+            out["corn_scores"] = corn_to_score(out["corn_logits"])  # (B, 19)
+        if "timbre" in self.heads:
+            out["timbre_logits"] = self.heads["timbre"](emb)  # (B, n_classes)
+        if "local" in self.heads:
+            rows = None
+            if pad_mask is not None:
+                nt = self.cfg.grid[0]
+                rows = pad_mask.reshape(pad_mask.shape[0], nt, -1).all(-1)  # (B, nt)
+            out["local_rows"], out["local"] = self.heads["local"](tokens, rows)
+        return out
+
+
+def build_model(params: Any, heads: HeadsConfig | None = None) -> Model:
+    """A :class:`Model` with a fresh backbone from ``ModelParams`` and the given heads."""
+    return Model(build_backbone(params), heads)
+
+
+# ------------------------------------------------------------------------------------------
+# save / load
+# ------------------------------------------------------------------------------------------
+
+
+def save_state_dict(state: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """``torch.save`` to a temp file beside ``path``, then ``os.replace`` (atomic)."""
+    with atomic_write(path, "wb") as f:
+        torch.save(state, f)
+
+
+def save_model(
+    module: Backbone | Model,
+    path: str | os.PathLike[str],
+    *,
+    config_path: str | os.PathLike[str] | None = None,
+    extra: dict[str, Any] | None = None,
+) -> None:
+    """Write ``module``'s state dict to ``path`` and its config to ``config_path``
+    (default ``<path's folder>/config.json``); ``extra`` is merged into the JSON (e.g. metrics, params).
+    """
+    p = Path(path)
+    module = getattr(module, "module", module)  # unwrap DDP
+    if isinstance(module, Model):
+        cfg: dict[str, Any] = {"kind": "model", "backbone": module.cfg.to_dict(),
+                               "heads": asdict(module.heads_cfg), "weights": p.name}
+    elif isinstance(module, Backbone):
+        cfg = {"kind": "backbone", "backbone": module.cfg.to_dict(), "weights": p.name}
+    else:
+        raise TypeError(f"save_model expects a Backbone or Model, got {type(module).__name__}")
+    cfg.update(extra or {})
+    save_state_dict({k: v.detach().cpu() for k, v in module.state_dict().items()}, p)
+    write_json(config_path or p.with_name("config.json"), cfg)
+
+
+def _resolve(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
+    p = Path(path)
+    if p.is_dir():
+        cfg_path = p / "config.json"
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{cfg_path}: missing; a saved model folder holds config.json and the .pt file")
+        cfg = read_json(cfg_path)
+        p = p / cfg.get("weights", "model.pt")
+    else:
+        cfg_path = p.with_name("config.json")
+        if not cfg_path.is_file():
+            raise FileNotFoundError(f"{cfg_path}: missing beside {p}; save with crescendai.model.save_model")
+        cfg = read_json(cfg_path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: weights file not found (run the stage that writes it, e.g. dvc repro)")
+    if cfg.get("kind") not in ("backbone", "model"):
+        raise ValueError(f"{cfg_path}: 'kind' must be 'backbone' or 'model', got {cfg.get('kind')!r}")
+    return p, cfg
+
+
+def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Backbone | Model:
+    """Load what :func:`save_model` wrote (a ``.pt`` path or its folder); returns it in eval mode."""
+    p, cfg = _resolve(path)
+    backbone = Backbone(BackboneConfig(**cfg["backbone"]))
+    module: Backbone | Model = backbone if cfg["kind"] == "backbone" else Model(backbone, HeadsConfig(**cfg["heads"]))
+    state = torch.load(p, map_location=map_location, weights_only=True)
+    module.load_state_dict(state)
+    return module.eval()
+
+
+def load_backbone(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Backbone:
+    """The backbone of a saved backbone or model (e.g. ``models/pretrain``) for fine-tuning."""
+    m = load_model(path, map_location)
+    return m.backbone if isinstance(m, Model) else m

@@ -1,0 +1,119 @@
+"""Backbone and heads: shapes, parameter count, padding, determinism, save/load round trip."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from crescendai.config import ModelParams
+from crescendai.model import (
+    Backbone,
+    BackboneConfig,
+    HeadsConfig,
+    build_backbone,
+    build_model,
+    corn_to_score,
+    load_backbone,
+    load_model,
+    save_model,
+)
+
+TINY = BackboneConfig(patch=16, dim=32, depth=2, heads=2, dropout=0.1, drop_path=0.1)
+
+
+def windows(b: int = 3, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return -80.0 * torch.rand(b, 128, 128, generator=g)
+
+
+def test_default_backbone_matches_params_and_counts_parameters():
+    bb = build_backbone(ModelParams())
+    assert bb.cfg == BackboneConfig()
+    # patch linear 256·256+256, cls+mask 2·256, pos 65·256, 3 blocks × 789 760, final LN 512
+    assert bb.n_params() == 65792 + 512 + 16640 + 3 * 789760 + 512 == 2452736
+
+
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
+def test_shapes_and_pooling(pooling):
+    bb = Backbone(BackboneConfig(**{**TINY.to_dict(), "pooling": pooling})).eval()
+    x = windows()
+    assert bb.tokens(x).shape == (3, 65, 32)
+    assert bb(x).shape == (3, 32)
+
+
+def test_eval_is_deterministic_and_train_is_stochastic():
+    bb = Backbone(TINY)
+    x = windows()
+    bb.eval()
+    assert torch.equal(bb(x), bb(x))
+    bb.train()
+    assert not torch.allclose(bb(x), bb(x))
+
+
+def test_input_normalisation_is_inside_the_model():
+    bb = Backbone(TINY).eval()
+    assert torch.isfinite(bb(torch.full((2, 128, 128), -80.0))).all()
+    assert torch.isfinite(bb(torch.zeros(2, 128, 128))).all()
+
+
+def test_pad_mask_hides_padded_rows():
+    bb = Backbone(BackboneConfig(**{**TINY.to_dict(), "pooling": "mean"})).eval()
+    x = windows(2)
+    pad = torch.zeros(2, 128, dtype=torch.bool)
+    pad[:, 96:] = True  # last 2 of 8 time rows are padding
+    y = x.clone()
+    y[:, 96:] = torch.rand(2, 32, 128) * -80  # change only the padded frames
+    assert torch.allclose(bb(x, pad), bb(y, pad), atol=1e-5)
+    assert not torch.allclose(bb(x), bb(y), atol=1e-5)
+
+
+def test_token_mask_uses_mask_token():
+    bb = Backbone(TINY).eval()
+    x = windows(2)
+    m = torch.zeros(2, 64, dtype=torch.bool)
+    m[:, :10] = True
+    assert not torch.allclose(bb.tokens(x), bb.tokens(x, token_mask=m))
+
+
+def test_all_heads_shapes_and_ranges():
+    model = build_model(TINY.to_dict(), HeadsConfig(corn=True, n_timbre_classes=5, local=True)).eval()
+    pad = torch.zeros(3, 128, dtype=torch.bool)
+    pad[0, 64:] = True
+    out = model(windows(), pad)
+    assert out["embedding"].shape == (3, 32)
+    assert out["scores"].shape == (3, 19)
+    assert out["corn_logits"].shape == (3, 19, 6)
+    assert out["corn_scores"].shape == (3, 19)
+    assert out["timbre_logits"].shape == (3, 5)
+    assert out["local_rows"].shape == (3, 8, 19)
+    assert out["local"].shape == (3, 19)
+    for k in ("scores", "corn_scores", "local"):
+        assert ((out[k] >= 1 / 7 - 1e-6) & (out[k] <= 1 + 1e-6)).all(), k
+
+
+def test_corn_to_score_extremes():
+    assert torch.allclose(corn_to_score(torch.full((2, 6), 30.0)), torch.ones(2))
+    assert torch.allclose(corn_to_score(torch.full((2, 6), -30.0)), torch.full((2,), 1 / 7))
+
+
+def test_save_load_round_trip(tmp_path):
+    model = build_model(TINY.to_dict(), HeadsConfig(corn=True, local=True)).eval()
+    save_model(model, tmp_path / "m" / "model.pt", extra={"note": "x"})
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert cfg["kind"] == "model" and cfg["note"] == "x"
+    loaded = load_model(tmp_path / "m")
+    x = windows()
+    assert torch.equal(loaded(x)["scores"], model(x)["scores"])
+    assert torch.equal(load_backbone(tmp_path / "m")(x), model.backbone(x))
+    bb = Backbone(TINY).eval()
+    save_model(bb, tmp_path / "p" / "backbone.pt")
+    assert torch.equal(load_model(tmp_path / "p" / "backbone.pt")(x), bb(x))
+    # weights_only loading of the raw file works
+    torch.load(tmp_path / "p" / "backbone.pt", weights_only=True)
+
+
+def test_load_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json"):
+        load_model(tmp_path)
