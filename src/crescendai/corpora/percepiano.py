@@ -1,0 +1,176 @@
+"""PercePiano (MIT): segment MIDI + label JSON → manifest records of the rendered audio.
+
+Upstream layout (``corpora.percepiano`` = a checkout of the PercePiano repository)::
+
+    <root>/virtuoso/data/all_2rounds/<name>.mid                    1 202 segment performances
+    <root>/labels/label_2round_mean_reg_19_with0_rm_highstd0.json  name → 19 labels + pianist index
+    <root>/labels/label_2round_std_reg_19_with0_rm_highstd0.json   name → 19 rater stds + index
+
+The render stage turns every MIDI into ``data/audio/percepiano/<name>.flac``; a record's ``path`` is that
+audio file, ``extra.midi_path`` the source MIDI. ``<name>`` = ``<work>_<N>bars_<PLAYER>_<SEGMENT>``
+(:mod:`crescendai.labelfile`): performer = player, piece = work, performance = work + player (all
+segments of one player's take of one work), ``Score``/``Score2`` players are flagged deadpan. MIDI files
+without a label entry are left out and listed (reason "no label"). Names are matched after stripping
+stray whitespace (upstream has `` Schubert_D935_no.3_4bars_2_1.mid`` with a leading space).
+
+The synthetic corpus is written in this same layout (plus ``meta.jsonl``), so
+:func:`read_percepiano_layout` serves both.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from crescendai.corpora.common import (
+    CorpusError,
+    ReadResult,
+    audio_facts,
+    is_excluded,
+    load_render_index,
+    rel,
+    require_dir,
+    require_file,
+)
+from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.labelfile import (
+    MEAN_FILE,
+    STD_FILE,
+    LabelFileError,
+    parse_name,
+    read_labels,
+    split_entry,
+)
+
+log = logging.getLogger(__name__)
+
+LICENSE = "MIT"
+MIDI_SUBDIR = Path("virtuoso/data/all_2rounds")
+LABEL_SUBDIR = Path("labels")
+LAYOUT = (f"{MIDI_SUBDIR}/<work>_<N>bars_<PLAYER>_<SEGMENT>.mid and {LABEL_SUBDIR}/{MEAN_FILE} "
+          "(PercePiano's repository layout)")
+
+
+def find_audio(audio_dir: Path, stem: str, render_index: dict[str, dict], midi: Path) -> Path | None:
+    """The rendered audio of ``midi`` in ``audio_dir`` (by name, stripped name or render.jsonl)."""
+    for cand in (stem, stem.strip()):
+        for ext in (".flac", ".wav"):
+            p = audio_dir / f"{cand}{ext}"
+            if p.is_file():
+                return p
+    for name, r in render_index.items():
+        if Path(str(r.get("midi_path", ""))).name == midi.name:
+            p = audio_dir / f"{name}.flac"
+            if p.is_file():
+                return p
+    return None
+
+
+def read_percepiano_layout(
+    root: str | os.PathLike[str],
+    audio_dir: str | os.PathLike[str],
+    *,
+    corpus: str,
+    license: str,
+    exclude: Iterable[str] = (),
+    meta: dict[str, dict[str, Any]] | None = None,
+    require_labels: bool = True,
+) -> ReadResult:
+    """Read a PercePiano-layout folder whose MIDI has been rendered to ``audio_dir``.
+
+    Args:
+        root: the folder holding ``virtuoso/data/all_2rounds`` and ``labels``.
+        audio_dir: the render stage's output for this corpus (``data/audio/<corpus>``).
+        corpus: the corpus name recorded as ``source``.
+        license: the licence recorded on every item.
+        exclude: names/paths to leave out (``corpora.exclude``).
+        meta: optional name → meta.jsonl record (synthetic corpus): performer/piece/segment ids,
+            bar_times, beat_times, local labels, piano … go to the record and its ``extra``.
+        require_labels: leave out (and list) MIDI files without a label entry.
+
+    Raises:
+        CorpusError: the layout is not there, a label file is malformed, or a MIDI has no rendered
+            audio (the message names the file and says to run the render stage).
+    """
+    root = require_dir(root, corpus, LAYOUT)
+    midi_dir = require_dir(root / MIDI_SUBDIR, corpus, LAYOUT)
+    mean_file = require_file(root / LABEL_SUBDIR / MEAN_FILE, corpus, LAYOUT)
+    try:
+        labels = {k.strip(): v for k, v in read_labels(mean_file).items()}
+        std_path = root / LABEL_SUBDIR / STD_FILE
+        stds = {k.strip(): v for k, v in read_labels(std_path).items()} if std_path.is_file() else {}
+    except LabelFileError as err:
+        raise CorpusError(f"corpora.{corpus}: {err}") from None
+    midis = sorted(midi_dir.glob("*.mid"))
+    if not midis:
+        raise CorpusError(f"corpora.{corpus}: no .mid files in {midi_dir}; expected {LAYOUT}")
+    audio_dir = Path(audio_dir)
+    if not audio_dir.is_dir():
+        raise CorpusError(
+            f"corpora.{corpus}: rendered audio folder {audio_dir} not found; run the render stage "
+            f"(`dvc repro render`) with this corpus enabled"
+        )
+    render_index = load_render_index(audio_dir)
+    out = ReadResult()
+    for midi in midis:
+        stem = midi.stem
+        name = stem.strip()
+        if is_excluded(midi, root, exclude) or name in set(exclude):
+            out.exclude(rel(midi), "listed in corpora.exclude")
+            continue
+        try:
+            seg = parse_name(name)
+        except LabelFileError as err:
+            raise CorpusError(f"corpora.{corpus}: {midi}: {err}; rename it or add it to corpora.exclude") from None
+        entry = labels.get(name)
+        if entry is None and require_labels:
+            out.exclude(rel(midi), "no label entry in " + MEAN_FILE)
+            continue
+        audio = find_audio(audio_dir, stem, render_index, midi)
+        if audio is None:
+            raise CorpusError(
+                f"corpora.{corpus}: no rendered audio for {midi} in {audio_dir} (expected {name}.flac); "
+                "run the render stage, or add the name to corpora.exclude"
+            )
+        if is_excluded(audio, audio_dir, exclude):
+            out.exclude(rel(audio), "listed in corpora.exclude")
+            continue
+        duration, sr = audio_facts(audio, corpus)
+        m = (meta or {}).get(name, {})
+        r_info = render_index.get(audio.stem, {})
+        vals, pianist = split_entry(entry) if entry is not None else (None, None)
+        extra: dict[str, Any] = {"midi_path": rel(midi), "bars": seg.bars, "deadpan": seg.is_deadpan}
+        if pianist is not None:
+            extra["pianist_index"] = pianist
+        if name in stds:
+            extra["label_std"] = stds[name][:19]
+        for k in ("piano", "channel"):
+            if k in r_info:
+                extra[k] = r_info[k]
+        for k in ("piano", "key", "meter", "tempo_bpm", "bar_times", "beat_times", "local_hop_sec",
+                  "local_labels", "controls", "span_sec", "midi_offset_sec"):
+            if k in m:
+                extra[k] = m[k]
+        performer = str(m.get("performer_id", seg.player))
+        piece = str(m.get("piece_id", seg.work))
+        out.records.append(ManifestRecord(
+            path=rel(audio), sha1=sha1_file(audio), duration_sec=float(duration), sample_rate=sr,
+            performer_id=performer, piece_id=piece,
+            segment_id=str(m.get("segment_id", f"{seg.bars}bars_{seg.segment}")),
+            performance_id=f"{corpus}:{piece}:{performer}",
+            split="train", source=corpus, license=license,
+            notes="deadpan score rendition" if seg.is_deadpan else "",
+            label_ref=name if entry is not None else None, labels=vals, extra=extra,
+        ))
+    log.info("%s: %d records, %d excluded", corpus, len(out.records), len(out.excluded))
+    return out
+
+
+def read_percepiano(
+    root: str | os.PathLike[str], audio_dir: str | os.PathLike[str], *, exclude: Iterable[str] = ()
+) -> ReadResult:
+    """PercePiano upstream checkout + its rendered audio → records (licence MIT)."""
+    return read_percepiano_layout(root, audio_dir, corpus="percepiano", license=LICENSE, exclude=exclude)

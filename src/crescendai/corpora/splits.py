@@ -1,0 +1,108 @@
+"""Split assignment: performer-level (or piece-level) K folds plus a fixed test set.
+
+Supervised corpora: groups (performers, or pieces with ``split.group_by: piece``) are shuffled with
+the seed; whole groups go to the test set until it holds at least ``test_fraction`` of the items, the
+rest are dealt into ``n_folds`` folds balanced by item count (largest group first into the smallest
+fold). A group never straddles folds, so no performer (or piece) and no performance sits in two folds.
+Supervised non-test items get ``split="train"`` and ``fold=k``: fold ``k`` is the validation set of
+CV round ``k``. SSL corpora are ``split="ssl"``, out-of-distribution corpora ``"ood"``, both fold None.
+Deterministic from the seed and the set of records (input order does not matter).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+
+import numpy as np
+
+from crescendai.corpora.manifest import ManifestRecord
+
+ROLES: tuple[str, ...] = ("supervised", "ssl", "ood")
+
+
+class SplitError(ValueError):
+    """Splits cannot be assigned (e.g. fewer groups than folds); the message says what to change."""
+
+
+def group_key(r: ManifestRecord, group_by: str) -> str:
+    """The grouping key of a record: its performer (or piece), falling back to its performance."""
+    if group_by == "performer":
+        return f"performer:{r.source}:{r.performer_id}" if r.performer_id else f"perf:{r.performance}"
+    if group_by == "piece":
+        return f"piece:{r.source}:{r.piece_id}" if r.piece_id else f"perf:{r.performance}"
+    raise SplitError(f"split.group_by must be 'performer' or 'piece', got {group_by!r}")
+
+
+def assign_splits(
+    records: list[ManifestRecord],
+    role: str,
+    *,
+    n_folds: int = 4,
+    test_fraction: float = 0.2,
+    group_by: str = "performer",
+    seed: int = 0,
+) -> list[ManifestRecord]:
+    """Return copies of ``records`` with ``split``/``fold`` set for ``role``.
+
+    Args:
+        records: one corpus's records (any split/fold; they are overwritten).
+        role: "supervised", "ssl" or "ood".
+        n_folds: K >= 2 (supervised only).
+        test_fraction: share of items in the fixed test set, in [0, 0.9].
+        group_by: "performer" or "piece".
+        seed: the shuffling seed.
+
+    Raises:
+        SplitError: unknown role, or fewer groups than ``n_folds`` (+1 when a test set is asked for).
+    """
+    if role not in ROLES:
+        raise SplitError(f"role {role!r} is not one of {list(ROLES)}")
+    if role != "supervised":
+        split = role
+        return [dataclasses.replace(r, split=split, fold=None) for r in records]
+    groups: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(records):
+        groups[group_key(r, group_by)].append(i)
+    keys = sorted(groups)
+    need = n_folds + (1 if test_fraction > 0 else 0)
+    if len(keys) < need:
+        raise SplitError(
+            f"{len(keys)} {group_by} group(s) cannot fill {n_folds} folds"
+            f"{' and a test set' if test_fraction > 0 else ''}; lower split.n_folds or "
+            f"split.test_fraction, or use split.group_by: {'piece' if group_by == 'performer' else 'performer'}"
+        )
+    rng = np.random.default_rng(seed)
+    order = [keys[i] for i in rng.permutation(len(keys))]
+    total = len(records)
+    test: set[str] = set()
+    n_test = 0
+    for k in order:
+        if n_test >= test_fraction * total or len(keys) - len(test) <= n_folds:
+            break
+        test.add(k)
+        n_test += len(groups[k])
+    rest = sorted((k for k in order if k not in test), key=lambda k: -len(groups[k]))  # stable: shuffled ties
+    fold_size = [0] * n_folds
+    fold_of: dict[str, int] = {}
+    for k in rest:
+        f = int(np.argmin(fold_size))
+        fold_of[k] = f
+        fold_size[f] += len(groups[k])
+    out = list(records)
+    for k, idx in groups.items():
+        for i in idx:
+            if k in test:
+                out[i] = dataclasses.replace(records[i], split="test", fold=None)
+            else:
+                out[i] = dataclasses.replace(records[i], split="train", fold=fold_of[k])
+    return out
+
+
+def fold_masks(splits: list[str], folds: list[int | None], k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train_mask, val_mask) for CV round ``k``: val = fold k, train = the other folds (test excluded)."""
+    s = np.asarray(splits)
+    f = np.array([-1 if x is None else x for x in folds])
+    val = (s == "train") & (f == k)
+    train = (s == "train") & (f != k)
+    return train, val
