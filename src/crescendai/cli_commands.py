@@ -4,3 +4,5 @@ Add one import per subcommand module; keep the subcommand's parser and handler i
 """
 
 from __future__ import annotations
+
+from crescendai import analyze_cli  # noqa: F401  (crescendai analyze)

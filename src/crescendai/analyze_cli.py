@@ -1,0 +1,130 @@
+"""``crescendai analyze``: a recording → bar-level feedback (text on stdout; JSON, PNG, HTML in --out)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from crescendai.cli import UserError, subcommand
+
+EXAMPLES = """examples:
+  crescendai analyze take.wav
+      text summary with approximate bars (beat tracking, 4/4); files in take_report/
+  crescendai analyze take.flac --score piece.mid
+      bars numbered as in the score (audio aligned to the score by DTW)
+  crescendai analyze take.mp3 --meter 3/4 --tempo-hint 90 --out reports/take --format html
+      approximate 3/4 bars around 90 bpm; prints the path of the self-contained report.html
+  crescendai analyze take.ogg --format json > report.json
+      the versioned report.json on stdout
+
+outputs in --out: report.json (schema crescendai.report v1), report.txt, report.html,
+timeline.png (19 dimensions over time, bar numbers on the x axis), overall.png, saliency.png
+"""
+
+
+@subcommand
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "analyze",
+        help="score a recording on the 19 dimensions and give bar-level feedback",
+        description="Score a piano recording on the 19 PercePiano dimensions (calibrated, with "
+        "uncertainty), find the bars where a dimension needs work, and write a report.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("audio", help="the recording: wav, flac, ogg or mp3 (any sample rate, mono or stereo)")
+    p.add_argument("--score", help="MIDI score of the piece (.mid); bars are then the score's")
+    p.add_argument("--meter", help="time signature such as 3/4 or 6/8 (default: the score's, else 4/4)")
+    p.add_argument("--tempo-hint", type=float, metavar="BPM", help="approximate tempo to seed beat tracking")
+    p.add_argument("--model", default="models/tutor", help="tutor bundle folder (default: models/tutor)")
+    p.add_argument("--out", help="output folder (default: <audio name>_report next to the current directory)")
+    p.add_argument("--format", choices=("text", "json", "html"), default="text",
+                   help="what to print on stdout: the text summary (default), report.json, or the "
+                   "path of report.html; every file is written to --out in any case")
+    p.add_argument("--params", default="params.yaml",
+                   help="parameters file for the `tutor` section (defaults used if it does not exist)")
+    p.add_argument("--device", default="cpu", help="torch device for the model (cpu or cuda)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def _params(path: str):
+    from crescendai.config import Params, load_params
+
+    if Path(path).is_file():
+        return load_params(path)
+    return Params()
+
+
+def run(args: argparse.Namespace) -> int:
+    import soundfile as sf
+    from tqdm import tqdm
+
+    from crescendai.audio import AudioError
+    from crescendai.bars import ScoreError
+    from crescendai.config import seed_everything
+    from crescendai.report import build_report, text_report, write_report
+    from crescendai.tutor import analyze_file, load_bundle
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    params = _params(args.params)
+    seed_everything(params.seed)
+    audio = Path(args.audio)
+    if not audio.is_file():
+        raise AudioError(audio, "file not found; check the path")
+    if args.tempo_hint is not None and not 20 <= args.tempo_hint <= 400:
+        raise UserError(f"--tempo-hint {args.tempo_hint}: expected beats per minute in [20, 400]")
+    if args.score:
+        # check the score before the (slow) model load so a wrong path fails at once
+        from crescendai.bars import parse_meter, read_score
+
+        try:
+            read_score(args.score, parse_meter(args.meter) if args.meter else None)
+        except ScoreError as err:
+            raise UserError(str(err)) from None
+        except ValueError as err:
+            raise UserError(f"--meter: {err}") from None
+    bundle = load_bundle(args.model, device=args.device)
+    try:
+        total = float(sf.info(str(audio)).duration)
+    except Exception:  # unreadable: analyze_file raises the AudioError that names the file
+        total = 0.0
+    show = not args.no_progress and total >= 60
+    with tqdm(total=round(total), unit="s", desc=f"analysing {audio.name}", disable=not show,
+              file=sys.stderr, leave=False) as bar:
+
+        def progress(sec: float) -> None:
+            bar.update(max(0, round(sec) - bar.n))
+
+        try:
+            analysis = analyze_file(audio, bundle, score_path=args.score, meter=args.meter,
+                                    tempo_hint=args.tempo_hint, params=params.tutor, progress=progress)
+        except ScoreError as err:
+            raise UserError(str(err)) from None
+        except ValueError as err:
+            if isinstance(err, AudioError):
+                raise
+            raise UserError(str(err)) from None
+    out = Path(args.out) if args.out else Path(f"{audio.stem}_report")
+    rep = build_report(analysis, version=_version())
+    written = write_report(rep, out)
+    if args.format == "json":
+        sys.stdout.write(json.dumps(rep, indent=2) + "\n")
+    elif args.format == "html":
+        print(written["html"])
+    else:
+        sys.stdout.write(text_report(rep))
+        print(f"\nreport: {written['html']}  (json: {written['json']})")
+    return 0
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("crescendai")
+    except PackageNotFoundError:  # pragma: no cover
+        return "0+unknown"

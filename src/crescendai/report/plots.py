@@ -1,0 +1,112 @@
+"""PNG plots of a report: a 19-dimension timeline heatmap with bar numbers, overall scores, and a
+saliency map (time × frequency of what drove the worst dimensions). Drawn from the report dict."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _png(fig) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    return buf.getvalue()
+
+
+def _bar_ticks(ax, rep: dict[str, Any], max_ticks: int = 24) -> None:
+    items = rep["bars"]["items"]
+    if rep["bars"]["units"] != "bar" or not items:
+        ax.set_xlabel("time (s)")
+        return
+    step = max(1, int(np.ceil(len(items) / max_ticks)))
+    sel = items[::step]
+    ax.set_xticks([it["start_sec"] for it in sel])
+    ax.set_xticklabels([str(it["number"]) for it in sel], fontsize=7)
+    ax.set_xlabel("bar" + (" (approximate)" if rep["bars"]["approximate"] else ""))
+    for it in items:
+        ax.axvline(it["start_sec"], color="white", lw=0.3, alpha=0.5)
+
+
+def timeline_png(rep: dict[str, Any]) -> bytes:
+    """Heatmap [19 dims × time] of calibrated ratings, problem side in red; x ticks = bar numbers."""
+    plt = _plt()
+    w = rep["windows"]
+    scores = np.array(w["scores"], float)  # (N, 19)
+    start = np.array(w["start_sec"], float)
+    dims = rep["dimensions"]
+    # orient every row so that "problem side" is high (red); neutral dims keep their scale
+    sign = np.array([1 if d["problem_pole"] != "low" else -1 for d in dims], float)
+    z = (scores - 4 / 7) * sign[None, :] * 7  # rating points from the middle, problem side > 0
+    z[~np.array(w["valid"], bool)] = np.nan
+    dur = rep["input"]["duration_sec"]
+    centres = np.minimum(start + w["window_sec"] / 2, dur)
+    edges = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [dur]]) if len(centres) > 1 else np.array([0.0, dur])
+    fig, ax = plt.subplots(figsize=(11, 5))
+    m = ax.pcolormesh(edges, np.arange(20) - 0.5, z.T, cmap="RdBu_r", vmin=-2.5, vmax=2.5, shading="flat")
+    ax.set_yticks(range(19))
+    ax.set_yticklabels([f"{d['name']}{'' if d['problem_pole'] else ' *'}" for d in dims], fontsize=7)
+    ax.invert_yaxis()
+    _bar_ticks(ax, rep)
+    for f in rep["feedback"]:
+        ax.axvspan(f["start_sec"], f["end_sec"], ymin=0, ymax=0.02, color="k")
+    cb = fig.colorbar(m, ax=ax, pad=0.01)
+    cb.set_label("rating points from the middle (red = problem side; * = no problem side)", fontsize=7)
+    ax.set_title("Calibrated scores over time")
+    return _png(fig)
+
+
+def overall_png(rep: dict[str, Any]) -> bytes:
+    """Horizontal bars of the whole-performance median rating (1–7) with the IQR."""
+    plt = _plt()
+    dims = rep["dimensions"]
+    ov = rep["overall"]
+    med = np.array([ov[d["key"]]["median"] * 7 for d in dims])
+    q25 = np.array([ov[d["key"]]["quantiles"]["q25"] * 7 for d in dims])
+    q75 = np.array([ov[d["key"]]["quantiles"]["q75"] * 7 for d in dims])
+    colours = []
+    for d, m in zip(dims, med, strict=True):
+        bad = (d["problem_pole"] == "high" and m > 4.5) or (d["problem_pole"] == "low" and m < 3.5)
+        colours.append("#c0392b" if bad else "#2e86c1")
+    fig, ax = plt.subplots(figsize=(7, 6))
+    y = np.arange(19)
+    ax.barh(y, med - 1, left=1, color=colours, alpha=0.8)
+    ax.errorbar(med, y, xerr=[med - q25, q75 - med], fmt="none", ecolor="k", lw=0.8, capsize=2)
+    ax.set_yticks(y)
+    ax.set_yticklabels([f"{d['name']}  ({d['low']} … {d['high']})" for d in dims], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlim(1, 7)
+    ax.axvline(4, color="grey", lw=0.8, ls="--")
+    ax.set_xlabel("rating (1 = low pole, 7 = high pole); bar = median, whisker = IQR; red = needs work")
+    ax.set_title("Whole performance")
+    return _png(fig)
+
+
+def saliency_png(rep: dict[str, Any]) -> bytes:
+    """Mel-band saliency over time: which frequency regions drove each window's worst dimensions."""
+    plt = _plt()
+    w = rep["windows"]
+    sal = np.array(w["saliency_mel"], float)  # (N, 16)
+    start = np.array(w["start_sec"], float)
+    dur = rep["input"]["duration_sec"]
+    fig, ax = plt.subplots(figsize=(11, 2.6))
+    x = np.append(start, min(dur, start[-1] + 1.0)) if len(start) else np.array([0.0, dur])
+    if len(x) > 1 and np.all(np.diff(x) > 0):
+        ax.pcolormesh(x, np.arange(17), sal.T, cmap="magma", shading="flat")
+    ax.set_ylabel("mel band (low → high)")
+    ax.set_yticks([0, 8, 16])
+    ax.set_yticklabels(["0 Hz", "~1.4 kHz", "11 kHz"], fontsize=7)
+    _bar_ticks(ax, rep)
+    ax.set_title("Saliency (gradient × input) of the worst dimensions")
+    return _png(fig)

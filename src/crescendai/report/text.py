@@ -1,0 +1,64 @@
+"""The text summary printed by ``crescendai analyze`` (from the report dict, so text, JSON and HTML
+always say the same thing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _mmss(sec: float) -> str:
+    return f"{int(sec // 60)}:{int(sec % 60):02d}"
+
+
+def _gauge(rating: float, width: int = 13) -> str:
+    """A 1–7 position marker: ``[·····●·······]``."""
+    pos = int(round((min(7.0, max(1.0, rating)) - 1) / 6 * (width - 1)))
+    return "[" + "·" * pos + "●" + "·" * (width - 1 - pos) + "]"
+
+
+def bars_phrase(rep: dict[str, Any]) -> str:
+    """"42 bars from the score (3/4)" / "about 40 bars from beat tracking (approximate)" / …"""
+    b = rep["bars"]
+    n = len(b["items"])
+    if b["source"] == "score":
+        return f"{n} bars from the score ({b['meter']}, alignment match {b['match']:.2f})"
+    if b["source"] == "beats":
+        tempo = f", ~{b['tempo_bpm']:.0f} bpm" if b.get("tempo_bpm") else ""
+        return f"about {n} bars from beat tracking ({b['meter']}{tempo}); bar numbers are approximate"
+    return "no bars found (too few beats); feedback uses times"
+
+
+def text_report(rep: dict[str, Any]) -> str:
+    """Render the human summary: header, overall scores, strengths, bar-level feedback."""
+    inp, model = rep["input"], rep["model"]
+    out = [
+        f"CrescendAI analysis of {inp['path']} ({_mmss(inp['duration_sec'])})",
+        f"  {bars_phrase(rep)}",
+        f"  model: {model['path']} ({'calibrated' if model['calibrated'] else 'UNCALIBRATED'}), "
+        f"{len(rep['windows']['start_sec'])} windows, uncertainty from {model['mc_samples']} "
+        "MC-dropout samples",
+        "",
+        "Overall (rating 1–7: median, ± uncertainty; low pole … high pole)",
+    ]
+    for d in rep["dimensions"]:
+        o = rep["overall"][d["key"]]
+        unc = (o["uncertainty"] or 0) * 7
+        out.append(f"  {d['name']:<22} {o['rating']:4.1f} ±{unc:3.1f} {_gauge(o['rating'])} "
+                   f"{d['low']} … {d['high']}")
+    s = rep["summary"]
+    names = {d["key"]: d["name"] for d in rep["dimensions"]}
+    if s["strengths"]:
+        out += ["", "Strengths: " + ", ".join(names[k] for k in s["strengths"]) + "."]
+    if s["weaknesses"]:
+        out += ["Overall, work on: " + ", ".join(names[k] for k in s["weaknesses"]) + "."]
+    out += ["", "Where to work:"]
+    if not rep["feedback"]:
+        out.append("  No passage stands out from the rest of the performance with enough confidence.")
+    for f in rep["feedback"]:
+        out.append(f"  • {f['text']}  (confidence {f['confidence']:.0%})")
+        for a in dict.fromkeys(f["advice"]):
+            out.append(f"      try: {a}")
+    if rep["bars"]["approximate"] and rep["bars"]["source"] == "beats":
+        out += ["", "Bars are approximate (no score given: beat tracking + metre). Pass --score "
+                "score.mid for the score's bar numbers."]
+    return "\n".join(out) + "\n"
