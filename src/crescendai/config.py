@@ -50,6 +50,7 @@ class GenerateParams:
     bars_per_segment: int = field(default=4, metadata=_rng(1, 64))
     n_ssl_pieces: int = field(default=40, metadata=_rng(0, 100_000))
     ssl_duration_sec: float = field(default=30.0, metadata=_rng(3.0, 3600.0))
+    n_ssl_performers: int = field(default=10, metadata=_rng(1, 10_000))
     n_phone: int = field(default=12, metadata=_rng(0, 10_000))
     rater_noise: float = field(default=0.02, metadata=_rng(0.0, 0.5))
     local_hop_sec: float = field(default=1.0, metadata=_rng(0.1, 10.0))
@@ -65,6 +66,7 @@ class RenderParams:
     rt60_max: float = field(default=1.2, metadata=_rng(0.0, 10.0))
     noise_db: float = field(default=-60.0, metadata=_rng(-120.0, 0.0))
     trim_silence_db: float = field(default=-60.0, metadata=_rng(-120.0, 0.0))
+    workers: int = field(default=2, metadata=_rng(1, 256))
 
 
 @dataclass(frozen=True)
