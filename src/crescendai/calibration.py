@@ -191,3 +191,60 @@ def calibration_report(
             for d, k in enumerate(keys)
         },
     }
+
+
+def fit_from_predictions(
+    predictions_path: str | os.PathLike[str], n_bins: int = 10
+) -> tuple[Calibrator, dict[str, object], list[dict[str, object]]]:
+    """Fit on the out-of-fold (validation) segment predictions of a finetune ``predictions.csv``;
+    report before/after on the test segments (held out from the fit) and, in-sample, on the fit set.
+
+    Isotonic maps are monotone, so fitting on median-pooled segment scores and applying the map to
+    window scores before median pooling (as the tutor does) gives the same segment score (exactly for
+    an odd window count, up to interpolation between the two middle windows otherwise).
+
+    Returns:
+        (calibrator, metrics {"fit": report, "test": report}, reliability rows for the test set —
+        or the fit set when there is no test set — before and after).
+    """
+    from crescendai.evaluation import P_COLS, Y_COLS, read_predictions, segment_rows
+
+    df = read_predictions(predictions_path)
+    oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
+    if len(oof) < 2:
+        raise ValueError(f"{predictions_path}: fewer than 2 out-of-fold segments to fit calibration on")
+    cal = Calibrator.fit(oof[P_COLS].to_numpy(float), oof[Y_COLS].to_numpy(float))
+    metrics: dict[str, object] = {"fit_set": "oof", "n_bins": n_bins,
+                                  "fit": calibration_report(cal, oof[P_COLS].to_numpy(float), oof[Y_COLS].to_numpy(float), n_bins)}
+    ev = test if len(test) >= 2 else oof
+    yp, yt = ev[P_COLS].to_numpy(float), ev[Y_COLS].to_numpy(float)
+    metrics["test"] = calibration_report(cal, yp, yt, n_bins)
+    metrics["test"]["set"] = "test" if ev is test else "oof (no test set)"
+    rows = reliability_rows(yp, yt, n_bins, "raw") + reliability_rows(cal.transform(yp), yt, n_bins, "calibrated")
+    metrics["fit"].pop("per_dim", None)  # type: ignore[union-attr]  # per-dim details: test set only
+    return cal, metrics, rows
+
+
+def plot_reliability(path: str | os.PathLike[str], rows: list[dict[str, object]]) -> None:
+    """PNG: calibration curves (mean true vs mean predicted per bin), one panel per dimension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from crescendai.evaluation import _save_fig
+
+    fig, axes = plt.subplots(4, 5, figsize=(14, 11))
+    for d, ax in enumerate(axes.flat):
+        if d >= N_DIMS:
+            ax.axis("off")
+            continue
+        for stage, style in (("raw", "o-"), ("calibrated", "s-")):
+            pts = [r for r in rows if r["dim"] == d and r["stage"] == stage]
+            ax.plot([r["mean_pred"] for r in pts], [r["mean_true"] for r in pts], style, ms=3, label=stage)
+        ax.plot([LABEL_MIN, LABEL_MAX], [LABEL_MIN, LABEL_MAX], "k--", lw=0.5)
+        ax.set_title(KEYS[d], fontsize=8)
+        ax.tick_params(labelsize=6)
+    axes.flat[0].legend(fontsize=6)
+    fig.tight_layout()
+    _save_fig(fig, path)

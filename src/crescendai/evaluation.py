@@ -399,3 +399,186 @@ def _save_fig(fig: object, path: str | os.PathLike[str]) -> None:
     with atomic_write(p, "wb") as f:
         fig.savefig(f, format="png", dpi=90)  # type: ignore[attr-defined]
     plt.close(fig)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# stage-level drivers (read the predictions table, compute, write plot files)
+# --------------------------------------------------------------------------------------------
+
+Y_COLS = [f"y_{d}" for d in range(N_DIMS)]
+P_COLS = [f"pred_{d}" for d in range(N_DIMS)]
+LOC_COLS = [f"local_{d}" for d in range(N_DIMS)]
+L_COLS = [f"l_{d}" for d in range(N_DIMS)]
+
+
+def read_predictions(path: str | os.PathLike[str]):
+    """The ``predictions.csv`` a finetune stage writes (columns: ``level`` segment|window, ``set``
+    oof|test, ``fold``, ``item``, ``window``, ``start_sec``, ``performer_id``, ``piece_id``, ``y_*``,
+    ``pred_*``, ``local_*`` and, when the corpus has them, ``l_*``)."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: missing; run the finetune stage (`dvc repro`) first")
+    df = pd.read_csv(p, dtype={"item": str, "performer_id": str, "piece_id": str})
+    missing = [c for c in ("level", "set", "item", *Y_COLS, *P_COLS) if c not in df]
+    if missing:
+        raise ValueError(f"{p}: missing columns {missing}; re-run the finetune stage")
+    return df
+
+
+def segment_rows(df, set_name: str):
+    """Segment-level rows of one set (``oof`` or ``test``), sorted by item."""
+    s = df[(df["level"] == "segment") & (df["set"] == set_name)]
+    return s.sort_values("item").reset_index(drop=True)
+
+
+def _summ(seg, pred_cols, n_boot: int, ci: float, seed: int) -> dict[str, object]:
+    return summarize(seg[Y_COLS].to_numpy(float), seg[pred_cols].to_numpy(float),
+                     seg["performer_id"].to_numpy(), seg["piece_id"].to_numpy(), n_boot, ci, seed)
+
+
+def _window_block(df) -> dict[str, object]:
+    w = df[(df["level"] == "window") & (df["set"] == "oof")]
+    out: dict[str, object] = {"n_windows": int(len(w))}
+    if len(w):
+        out["median_r_window_vs_segment_label"] = _r(median_r(w[Y_COLS].to_numpy(float), w[P_COLS].to_numpy(float)))
+        if set(L_COLS) <= set(w.columns):
+            lab = w[L_COLS].to_numpy(float)
+            ok = np.isfinite(lab).all(1)
+            if ok.sum() > 2:
+                out["median_r_local_head_vs_local_label"] = _r(median_r(lab[ok], w[LOC_COLS].to_numpy(float)[ok]))
+                out["median_r_scores_vs_local_label"] = _r(median_r(lab[ok], w[P_COLS].to_numpy(float)[ok]))
+    return out
+
+
+def ridge_baseline(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Ridge peer baseline on the same folds: (oof predictions [len(items_oof), 19],
+    test predictions [len(items_test), 19]) in the given item orders."""
+    from crescendai.baseline import ridge_cv_predict, segment_features, window_features
+    from crescendai.features import load_feature_set
+
+    fs = load_feature_set(features_dir)
+    ix = fs.index
+    wanted = set(items_oof) | set(items_test)
+    rows = np.flatnonzero(ix["item"].isin(wanted).to_numpy())
+    sub = ix.iloc[rows]
+    wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
+    prox_cols = [c for c in sub.columns if c.startswith("p_")]
+    if prox_cols:
+        wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
+    X, order = segment_features(wf, sub["item"].to_numpy())
+    first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]
+    Y = first[Y_COLS].to_numpy(float)
+    is_test = np.isin(order, list(items_test))
+    folds = first["fold"].fillna(-1).astype(int).to_numpy()
+    oof, test = ridge_cv_predict(X, Y, folds, is_test)
+    pos = {it: i for i, it in enumerate(order)}
+    return (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
+
+
+def evaluate_variant(
+    predictions_path: str | os.PathLike[str],
+    features_dir: str | os.PathLike[str] | None,
+    variant: str,
+    plots_dir: str | os.PathLike[str] = "plots",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    ridge: bool = True,
+) -> dict[str, object]:
+    """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
+    ``ridge``, ``ridge_cv`` / ``ridge_test`` for the peer baseline on the same segments and folds.
+    Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
+    df = read_predictions(predictions_path)
+    oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
+    out: dict[str, object] = {"variant": variant, "cv": _summ(oof, P_COLS, n_boot, ci, seed)}
+    if len(test) >= 3:
+        out["test"] = _summ(test, P_COLS, n_boot, ci, seed)
+    out["windows"] = _window_block(df)
+    ridge_oof = None
+    if ridge and features_dir is not None:
+        ridge_oof, ridge_test = ridge_baseline(features_dir, list(oof["item"]), list(test["item"]))
+        out["ridge_cv"] = summarize(oof[Y_COLS].to_numpy(float), ridge_oof, oof["performer_id"].to_numpy(),
+                                    oof["piece_id"].to_numpy(), n_boot, ci, seed)
+        if len(test) >= 3:
+            out["ridge_test"] = summarize(test[Y_COLS].to_numpy(float), ridge_test,
+                                          test["performer_id"].to_numpy(), test["piece_id"].to_numpy(),
+                                          n_boot, ci, seed)
+    yt, yp = oof[Y_COLS].to_numpy(float), oof[P_COLS].to_numpy(float)
+    rows = per_dim_table(yt, yp, oof["piece_id"].to_numpy())
+    r_test = pearson_per_dim(test[Y_COLS].to_numpy(float), test[P_COLS].to_numpy(float)) if len(test) >= 3 else None
+    r_ridge = pearson_per_dim(yt, ridge_oof) if ridge_oof is not None else None
+    for d, row in enumerate(rows):
+        row["r_test"] = float(r_test[d]) if r_test is not None else float("nan")
+        row["r_ridge"] = float(r_ridge[d]) if r_ridge is not None else float("nan")
+    pd_ = Path(plots_dir)
+    write_csv(pd_ / f"eval_{variant}_per_dim.csv", rows)
+    write_csv(pd_ / f"eval_{variant}_scatter.csv", scatter_rows(yt, yp, list(oof["item"])))
+    plot_scatter(pd_ / f"eval_{variant}_scatter.png", yt, yp, f"{variant}: out-of-fold segments")
+    return out
+
+
+def compare_variants(
+    ssl_predictions: str | os.PathLike[str],
+    scratch_predictions: str | os.PathLike[str],
+    eval_paths: dict[str, str] | None = None,
+    plots_dir: str | os.PathLike[str] = "plots",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    bar: float = 0.05,
+) -> dict[str, object]:
+    """SSL vs scratch on the same segments: median-r gain with paired bootstrap CIs (segments and
+    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge baseline when the
+    eval metrics hold it. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
+    from crescendai.io_utils import read_json
+
+    a, b = read_predictions(ssl_predictions), read_predictions(scratch_predictions)
+    out: dict[str, object] = {"bar": bar}
+    per_dim = None
+    for set_name in ("oof", "test"):
+        sa, sb = segment_rows(a, set_name), segment_rows(b, set_name)
+        m = sa[["item"]].merge(sb[["item"]], on="item")
+        if len(m) < 3:
+            continue
+        sa = sa.set_index("item").loc[m["item"]]
+        sb = sb.set_index("item").loc[m["item"]]
+        yt = sa[Y_COLS].to_numpy(float)
+        pa, pb = sa[P_COLS].to_numpy(float), sb[P_COLS].to_numpy(float)
+        seg, p_seg = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed, None, "segment")
+        perf, p_perf = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed + 1,
+                                             sa["performer_id"].to_numpy(), "performer")
+        ra, rb = pearson_per_dim(yt, pa), pearson_per_dim(yt, pb)
+        block = {
+            "n_segments": int(len(yt)),
+            "median_r_ssl": _r(median_r(yt, pa)), "median_r_scratch": _r(median_r(yt, pb)),
+            "gain": _r(seg.value), "ci_segment": [_r(seg.lo), _r(seg.hi)],
+            "ci_performer": [_r(perf.lo), _r(perf.hi)],
+            "p_gain_le_0_segment": _r(p_seg), "p_gain_le_0_performer": _r(p_perf),
+            "meets_bar": bool(np.isfinite(seg.value) and seg.value >= bar),
+            "dims_improved": int(np.nansum(ra > rb)),
+            "delta_r": {k: _r(ra[d] - rb[d]) for d, k in enumerate(KEYS)},
+        }
+        out["cv" if set_name == "oof" else "test"] = block
+        if set_name == "oof":
+            per_dim = (ra, rb)
+    if "cv" not in out:
+        raise ValueError(f"{ssl_predictions} and {scratch_predictions} share fewer than 3 out-of-fold segments")
+    ridge = np.full(N_DIMS, np.nan)
+    if eval_paths:
+        ev = {k: read_json(p) for k, p in eval_paths.items() if Path(p).is_file()}
+        if "ridge_cv" in ev.get("ssl", {}):
+            rc = ev["ssl"]["ridge_cv"]
+            ridge = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
+            out["median_r_ridge_cv"] = rc["median_r"]
+            for v in ("ssl", "scratch"):
+                if v in ev and ev[v]["cv"]["median_r"] is not None and rc["median_r"] is not None:
+                    out[f"{v}_minus_ridge_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
+    ra, rb = per_dim  # type: ignore[misc]
+    rows = [{"dim": d, "key": k, "ssl": float(ra[d]), "scratch": float(rb[d]), "ridge": float(ridge[d])}
+            for d, k in enumerate(KEYS)]
+    write_csv(Path(plots_dir) / "per_dim_r.csv", rows)
+    plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", {"ssl": ra, "scratch": rb, "ridge": ridge})
+    return out
