@@ -159,14 +159,31 @@ class FinetuneParams:
     pooling: str = field(default="median", metadata=_choices("median", "trimmed_mean", "mean"))
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     patience: int = field(default=5, metadata=_rng(0, 10_000))
+    trim: float = field(default=0.2, metadata=_rng(0.0, 0.45))  # trimmed_mean: fraction cut per end
+    loss: str = field(default="mse", metadata=_choices("mse", "mae"))
+    corr_weight: float = field(default=0.5, metadata=_rng(0.0, 100.0))  # Pearson surrogate
+    corn_weight: float = field(default=0.0, metadata=_rng(0.0, 100.0))  # 0 = no CORN head
+    timbre_weight: float = field(default=0.0, metadata=_rng(0.0, 100.0))  # 0 = no timbre head
+    local_weight: float = field(default=0.5, metadata=_rng(0.0, 100.0))  # 0 = no local head
+    smooth_weight: float = field(default=0.1, metadata=_rng(0.0, 100.0))
+    proxy_weight: float = field(default=0.05, metadata=_rng(0.0, 100.0))
+    backbone_lr_mult: float = field(default=1.0, metadata=_rng(0.0, 10.0))
+    warmup_epochs: int = field(default=1, metadata=_rng(0, 1000))
+    max_windows_per_segment: int = field(default=8, metadata=_rng(1, 10_000))
+    selection: str = field(default="fold", metadata=_choices("fold", "none"))
+    select_metric: str = field(default="median_r", metadata=_choices("median_r", "mse"))
+    time_budget_sec: float = field(default=150.0, metadata=_rng(0.0, 1e7))  # whole stage; 0 = none
+    head_hidden: int = field(default=0, metadata=_rng(0, 4096))
+    amp: bool = True  # bf16 autocast on CUDA
 
 
 @dataclass(frozen=True)
 class EvalParams:
-    """Evaluation: bootstrap confidence intervals."""
+    """Evaluation: bootstrap confidence intervals; the ridge peer baseline on the same folds."""
 
     n_bootstrap: int = field(default=1000, metadata=_rng(10, 1_000_000))
     ci: float = field(default=0.95, metadata=_rng(0.5, 0.999))
+    ridge: bool = True
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,7 @@ class CalibrateParams:
     """Isotonic calibration per dimension on validation predictions."""
 
     n_bins: int = field(default=10, metadata=_rng(2, 1000))
+    variant: str = field(default="ssl", metadata=_choices("ssl", "scratch"))  # model for the tutor
 
 
 @dataclass(frozen=True)
