@@ -56,6 +56,7 @@ class SSLModel(nn.Module):
             raise ValueError(f"pretrain.objective must be one of {obj.SSL_OBJECTIVES}, got {objective!r}")
         self.backbone, self.objective, self.cfg = backbone, objective, cfg or SSLConfig()
         C, D = backbone.dim, self.cfg.proj_dim
+        backbone.mask_token.requires_grad_(objective == "masked")  # unused otherwise (DDP needs no idle params)
         if objective in ("infonce", "repulsive", "byol"):
             self.projector = _mlp(C, C, D)
         if objective == "byol":

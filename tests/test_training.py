@@ -1,0 +1,187 @@
+"""Training machinery: sampler guard, dataset over the cache, resume equivalence, early stopping, DDP."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from crescendai.augment import augment
+from crescendai.model import Backbone, BackboneConfig
+from crescendai.model.ssl import SSLConfig, SSLModel
+from crescendai.training import (
+    DistEnv,
+    LoopConfig,
+    RecordingBatchSampler,
+    WindowDataset,
+    cosine_schedule,
+    fit,
+    load_checkpoint,
+    pad_mask_from_fraction,
+    resolve_device,
+    setup_distributed,
+    split_groups,
+)
+
+TINY = BackboneConfig(dim=16, depth=1, heads=2, dropout=0.1, drop_path=0.1)
+
+
+class MemData:
+    """In-memory stand-in for WindowDataset: 6 recordings × 4 windows."""
+
+    def __init__(self) -> None:
+        g = torch.Generator().manual_seed(0)
+        self.x = -80 * torch.rand(24, 128, 128, generator=g)
+        self.groups = np.repeat(np.arange(6), 4)
+
+    def batch(self, rows, device="cpu"):
+        r = torch.as_tensor(np.asarray(rows))
+        return {"x": self.x[r], "pad_mask": torch.zeros(len(r), 128, dtype=torch.bool), "group": torch.as_tensor(self.groups[rows])}
+
+
+def make_run(objective: str = "infonce", seed: int = 0):
+    torch.manual_seed(seed)
+    data = MemData()
+    model = SSLModel(Backbone(TINY), objective, SSLConfig(proj_dim=8))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    sched = cosine_schedule(opt, 2, 8)
+    sampler = RecordingBatchSampler(data.groups, batch_size=8, crops=2, seed=seed)
+
+    def step(net, rows, g):
+        b = data.batch(rows)
+        return net(augment(b["x"], g), b["group"])
+
+    def val(m):
+        b = data.batch(np.arange(8))
+        return float(m(b["x"], b["group"]).detach())
+
+    return model, opt, sched, sampler, step, val
+
+
+def test_sampler_never_repeats_a_recording_beyond_its_crops():
+    groups = np.repeat(np.arange(10), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
+    s = RecordingBatchSampler(groups, batch_size=8, crops=2, seed=3)
+    for b in s.epoch_batches(0) + s.epoch_batches(1):
+        g = groups[b]
+        assert len(b) == 8
+        assert (np.bincount(g) <= 2).all()
+        assert (g[0::2] == g[1::2]).all()  # crops of a recording are adjacent
+        big = [k for k in set(g) if (groups == k).sum() >= 2]
+        for k in big:  # distinct windows when the recording has enough
+            assert len(set(b[g == k])) == 2
+    assert [x.tolist() for x in s.epoch_batches(5)] == [x.tolist() for x in s.epoch_batches(5)]
+    one = RecordingBatchSampler(groups, batch_size=4, crops=1, seed=0)
+    assert all(len(set(groups[b])) == 4 for b in one.epoch_batches(0))
+
+
+def test_split_groups_holds_out_whole_recordings():
+    g = np.repeat(np.arange(10), 3)
+    tr, va = split_groups(g, 0.2, 0)
+    assert set(g[tr]).isdisjoint(g[va]) and len(set(g[va])) == 2
+
+
+def test_pad_mask_from_fraction():
+    m = pad_mask_from_fraction(np.array([0.0, 0.25]))
+    assert m.shape == (2, 128) and not m[0].any() and m[1].sum() == 32 and m[1, -1]
+
+
+def test_window_dataset_reads_the_cache(tmp_path):
+    n = 5
+    np.save(tmp_path / "windows.npy", (-80 * np.random.default_rng(0).random((n, 128, 128))).astype(np.float16))
+    idx = pd.DataFrame({"item": ["a.flac"] * 3 + ["b.flac"] * 2, "item_idx": [0, 0, 0, 1, 1], "window": [0, 1, 2, 0, 1],
+                        "start_sec": [0, 1, 2, 0, 1.0], "pad_fraction": [0, 0, 0.5, 0, 0], "split": "ssl", "fold": "",
+                        "performer_id": "p", "piece_id": "q", "performance_id": "r", "source": "s", "augmented": False,
+                        "timbre_class": -1})
+    for c in [*(f"y_{i}" for i in range(19)), *(f"l_{i}" for i in range(19))]:
+        idx[c] = ""
+    for c in ("p_onset_density", "p_tempo_stability", "p_loudness_dynamics", "p_pedal"):
+        idx[c] = 0.0
+    idx.to_csv(tmp_path / "index.csv", index=False)
+    ds = WindowDataset(tmp_path)
+    assert len(ds) == 5 and ds.groups.tolist() == [0, 0, 0, 1, 1]
+    item = ds[2]
+    assert item["x"].shape == (128, 128) and item["x"].dtype == torch.float32 and item["pad_mask"].sum() == 64
+    b = ds.batch(np.array([4, 0]))
+    assert b["x"].shape == (2, 128, 128) and b["group"].tolist() == [1, 0]
+
+
+def test_resume_reaches_the_same_result(tmp_path):
+    cfg = LoopConfig(max_steps=8, eval_every=2, progress=False)
+    model, opt, sched, sampler, step, val = make_run()
+    ref = fit(model, opt, sampler, step, cfg=cfg, device=torch.device("cpu"), val_fn=val, scheduler=sched,
+              generator=torch.Generator().manual_seed(1), checkpoint_path=tmp_path / "a.pt")
+    ref_params = {k: v.clone() for k, v in model.state_dict().items()}
+
+    model, opt, sched, sampler, step, val = make_run()
+    calls = {"n": 0}
+
+    def crashing(net, rows, g):
+        calls["n"] += 1
+        if calls["n"] == 6:  # dies during step 6, after the checkpoint at step 4
+            raise KeyboardInterrupt
+        return step(net, rows, g)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit(model, opt, sampler, crashing, cfg=cfg, device=torch.device("cpu"), val_fn=val, scheduler=sched,
+            generator=torch.Generator().manual_seed(1), checkpoint_path=tmp_path / "b.pt", log_path=tmp_path / "b.csv")
+    assert load_checkpoint(tmp_path / "b.pt")["loop"]["step"] == 4
+    model, opt, sched, sampler, step, val = make_run(seed=0)
+    torch.manual_seed(123)  # a fresh process has other RNG states: the checkpoint restores them
+    res = fit(model, opt, sampler, step, cfg=cfg, device=torch.device("cpu"), val_fn=val, scheduler=sched,
+              generator=torch.Generator().manual_seed(99), checkpoint_path=tmp_path / "b.pt", resume=True,
+              log_path=tmp_path / "b.csv")
+    assert res.step == 8
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, ref_params[k]), k
+    assert [r["val_loss"] for r in res.rows] == [r["val_loss"] for r in ref.rows]
+    log = pd.read_csv(tmp_path / "b.csv")
+    assert list(log.columns[:3]) == ["step", "train_loss", "val_loss"] and log["step"].tolist() == [2, 4, 6, 8]
+
+
+def test_early_stopping_and_budget():
+    model, opt, sched, sampler, step, _ = make_run()
+    vals = iter([1.0, 0.5, 0.6, 0.7, 0.8, 0.9])
+    st = fit(model, opt, sampler, step, cfg=LoopConfig(max_steps=50, eval_every=1, patience=2, progress=False),
+             device=torch.device("cpu"), val_fn=lambda m: next(vals))
+    assert st.step == 4 and st.best_step == 2 and "early stop" in st.stop_reason
+    st = fit(model, opt, sampler, step, cfg=LoopConfig(max_steps=50, eval_every=100, time_budget_sec=1e-6,
+                                                       progress=False), device=torch.device("cpu"))
+    assert st.step == 1 and "budget" in st.stop_reason
+
+
+def test_resolve_device():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert setup_distributed("cpu") == DistEnv(0, 1, torch.device("cpu"))
+
+
+def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    env = setup_distributed("cpu")
+    model, opt, sched, sampler, step, val = make_run("byol")
+    torch.manual_seed(rank)  # different local RNG: DDP must still keep replicas identical
+    fit(model, opt, sampler, step, cfg=LoopConfig(max_steps=3, eval_every=3, progress=False),
+        device=env.device, val_fn=val, generator=torch.Generator().manual_seed(10 + rank), env=env,
+        checkpoint_path=os.path.join(out, "ddp.pt"), after_step=lambda s: model.after_step(s, 3))
+    torch.save(model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_ddp_gloo_two_processes(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    a = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    b = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    ck = load_checkpoint(tmp_path / "ddp.pt")
+    assert ck["loop"]["step"] == 3 and len(ck["rng"]) == 2
