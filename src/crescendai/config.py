@@ -98,6 +98,7 @@ class DedupParams:
 
     match_threshold: float = field(default=0.8, metadata=_rng(0.0, 1.0))
     min_overlap_sec: float = field(default=5.0, metadata=_rng(0.0, 3600.0))
+    workers: int = field(default=2, metadata=_rng(1, 256))
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class PreprocessParams:
     min_duration_sec: float = field(default=1.0, metadata=_rng(0.0, 60.0))
     workers: int = field(default=2, metadata=_rng(1, 256))
     dtype: str = field(default="float16", metadata=_choices("float16", "float32"))
+    probe_items: int = field(default=40, metadata=_rng(1, 100_000))
 
 
 @dataclass(frozen=True)

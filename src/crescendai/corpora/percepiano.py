@@ -69,6 +69,24 @@ def find_audio(audio_dir: Path, stem: str, render_index: dict[str, dict], midi: 
     return None
 
 
+def midi_offset(midi: Path, lead_sec: float, corpus: str) -> float:
+    """Seconds the render stage moved ``midi`` (first note → ``lead_sec``)."""
+    from crescendai.midi import MidiError, read_midi
+
+    try:
+        perf = read_midi(midi)
+    except MidiError as err:
+        raise CorpusError(f"corpora.{corpus}: {err}; add the file to corpora.exclude") from None
+    if not perf.notes:
+        raise CorpusError(f"corpora.{corpus}: {midi} has no notes; add it to corpora.exclude")
+    return round(lead_sec - min(n.onset_sec for n in perf.notes), 6)
+
+
+RENDER_LEAD_SEC: float = 0.2
+"""The render stage starts external MIDI at its first note minus this lead
+(``crescendai.synth.render.trim_performance_start``)."""
+
+
 def read_percepiano_layout(
     root: str | os.PathLike[str],
     audio_dir: str | os.PathLike[str],
@@ -78,6 +96,7 @@ def read_percepiano_layout(
     exclude: Iterable[str] = (),
     meta: dict[str, dict[str, Any]] | None = None,
     require_labels: bool = True,
+    render_lead_sec: float | None = None,
 ) -> ReadResult:
     """Read a PercePiano-layout folder whose MIDI has been rendered to ``audio_dir``.
 
@@ -90,6 +109,9 @@ def read_percepiano_layout(
         meta: optional name → meta.jsonl record (synthetic corpus): performer/piece/segment ids,
             bar_times, beat_times, local labels, piano … go to the record and its ``extra``.
         require_labels: leave out (and list) MIDI files without a label entry.
+        render_lead_sec: when the render stage shifted each MIDI so its first note starts at this time
+            (external corpora), ``extra.midi_offset_sec`` records the shift (audio time = MIDI time +
+            offset) so MIDI-derived proxies stay aligned.
 
     Raises:
         CorpusError: the layout is not there, a label file is malformed, or a MIDI has no rendered
@@ -143,6 +165,8 @@ def read_percepiano_layout(
         r_info = render_index.get(audio.stem, {})
         vals, pianist = split_entry(entry) if entry is not None else (None, None)
         extra: dict[str, Any] = {"midi_path": rel(midi), "bars": seg.bars, "deadpan": seg.is_deadpan}
+        if render_lead_sec is not None:
+            extra["midi_offset_sec"] = midi_offset(midi, render_lead_sec, corpus)
         if pianist is not None:
             extra["pianist_index"] = pianist
         if name in stds:
@@ -173,4 +197,5 @@ def read_percepiano(
     root: str | os.PathLike[str], audio_dir: str | os.PathLike[str], *, exclude: Iterable[str] = ()
 ) -> ReadResult:
     """PercePiano upstream checkout + its rendered audio → records (licence MIT)."""
-    return read_percepiano_layout(root, audio_dir, corpus="percepiano", license=LICENSE, exclude=exclude)
+    return read_percepiano_layout(root, audio_dir, corpus="percepiano", license=LICENSE, exclude=exclude,
+                                  render_lead_sec=RENDER_LEAD_SEC)
