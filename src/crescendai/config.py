@@ -148,6 +148,18 @@ class PretrainParams:
     temperature: float = field(default=0.1, metadata=_rng(1e-4, 10.0))
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     patience: int = field(default=5, metadata=_rng(0, 10_000))
+    max_steps: int = field(default=200, metadata=_rng(0, 10_000_000))
+    time_budget_sec: float = field(default=210.0, metadata=_rng(0.0, 1e7))
+    warmup_steps: int = field(default=20, metadata=_rng(0, 1_000_000))
+    eval_every: int = field(default=10, metadata=_rng(1, 1_000_000))
+    val_fraction: float = field(default=0.1, metadata=_rng(0.0, 0.5))
+    crops_per_recording: int = field(default=2, metadata=_rng(1, 16))
+    proj_dim: int = field(default=128, metadata=_rng(8, 4096))
+    mask_ratio: float = field(default=0.4, metadata=_rng(0.05, 0.95))
+    ema_base: float = field(default=0.996, metadata=_rng(0.0, 1.0))
+    amp: str = field(default="auto", metadata=_choices("auto", "on", "off"))
+    probe_alpha: float = field(default=10.0, metadata=_rng(0.0, 1e6))
+    probe_k: int = field(default=5, metadata=_rng(1, 1000))
 
 
 @dataclass(frozen=True)
