@@ -1,0 +1,72 @@
+"""PercePiano reader on a fixture in the repository's layout (MIDI + label JSON + rendered audio)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from crescendai.corpora.common import CorpusError
+from crescendai.corpora.percepiano import read_percepiano
+from crescendai.labelfile import MEAN_FILE, STD_FILE
+
+NAMES = ["Schubert_D960_mv3_8bars_3_15", "Schubert_D960_mv3_8bars_Score_15", "Beethoven_WoO80_thema_8bars_11_1"]
+
+
+@pytest.fixture
+def pp(tmp_path, perf, tone):
+    root = tmp_path / "percepiano"
+    mids = root / "virtuoso/data/all_2rounds"
+    for n in NAMES:
+        perf(mids / f"{n}.mid", start=1.0)
+    perf(mids / " Schubert_D935_no.3_4bars_2_1.mid")  # upstream's leading-space name
+    perf(mids / "Schubert_D935_no.3_4bars_2_9.mid")  # no label entry
+    labels = {n: [0.5] * 19 + [float(i)] for i, n in enumerate(NAMES)}
+    labels["Schubert_D935_no.3_4bars_2_1"] = [4 / 7] * 19 + [3.0]
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / MEAN_FILE).write_text(json.dumps(labels))
+    (root / "labels" / STD_FILE).write_text(json.dumps({n: [0.1] * 19 + [0.0] for n in labels}))
+    audio = tmp_path / "audio/percepiano"
+    for n in [*NAMES, " Schubert_D935_no.3_4bars_2_1", "Schubert_D935_no.3_4bars_2_9"]:
+        tone(audio / f"{n}.flac")
+    return root, audio
+
+
+def test_reads_records(pp):
+    root, audio = pp
+    res = read_percepiano(root, audio)
+    by = {r.label_ref: r for r in res.records}
+    assert len(res.records) == 4 and set(by) == {*NAMES, "Schubert_D935_no.3_4bars_2_1"}
+    r = by["Schubert_D960_mv3_8bars_3_15"]
+    assert (r.performer_id, r.piece_id, r.segment_id, r.license) == ("3", "Schubert_D960_mv3", "8bars_15", "MIT")
+    assert r.labels == [0.5] * 19 and r.extra["pianist_index"] == 0
+    assert r.extra["midi_offset_sec"] == pytest.approx(-0.8)  # render moves the first note to 0.2 s
+    assert by["Schubert_D960_mv3_8bars_Score_15"].extra["deadpan"]
+    assert "deadpan" in by["Schubert_D960_mv3_8bars_Score_15"].notes
+    assert [e["item"].endswith("2_9.mid") for e in res.excluded] == [True]
+    assert r.duration_sec == pytest.approx(1.5)
+
+
+def test_exclusion_is_explicit(pp):
+    root, audio = pp
+    res = read_percepiano(root, audio, exclude=["Beethoven_WoO80_thema_8bars_11_1"])
+    assert len(res.records) == 3 and any("corpora.exclude" in e["reason"] for e in res.excluded)
+
+
+def test_corrupt_audio_names_the_file(pp):
+    root, audio = pp
+    (audio / f"{NAMES[0]}.flac").write_bytes(b"not audio")
+    with pytest.raises(CorpusError, match=f"{NAMES[0]}.flac"):
+        read_percepiano(root, audio)
+    assert len(read_percepiano(root, audio, exclude=[f"{NAMES[0]}.flac"]).records) == 3
+
+
+def test_missing_root_and_audio(tmp_path, pp):
+    root, audio = pp
+    with pytest.raises(CorpusError, match="virtuoso/data/all_2rounds"):
+        read_percepiano(tmp_path / "nowhere", audio)
+    with pytest.raises(CorpusError, match="render"):
+        read_percepiano(root, tmp_path / "no_audio")
+    (audio / f"{NAMES[1]}.flac").unlink()
+    with pytest.raises(CorpusError, match=NAMES[1]):
+        read_percepiano(root, audio)
