@@ -21,6 +21,7 @@ def main() -> None:
     ap.add_argument("--init", choices=("ssl", "scratch"), required=True)
     ap.add_argument("--features", default="data/features/labelled")
     ap.add_argument("--pretrain", default="models/pretrain")
+    ap.add_argument("--resume", action="store_true", help="continue interrupted runs from runs/finetune_<init>/")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params()
@@ -29,7 +30,8 @@ def main() -> None:
     data = load_labelled(args.features)
     make = model_factory(params.model, cfg, data.n_timbre_classes, args.init,
                          args.pretrain if args.init == "ssl" else None)
-    res = run_finetune(make, data, cfg, seed=params.seed)
+    res = run_finetune(make, data, cfg, seed=params.seed, checkpoint_dir=f"runs/finetune_{args.init}",
+                       resume=args.resume)
 
     out = Path(f"models/finetune_{args.init}")
     out.mkdir(parents=True, exist_ok=True)

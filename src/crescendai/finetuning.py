@@ -24,7 +24,8 @@ for each fold ``k`` (the one scored), the *selection* fold is the next one (``k+
 trains on the other ``K−2`` folds, early-stops / selects its epoch on the selection fold only, and
 predicts fold ``k`` (out-of-fold). With ``selection: none`` it trains on all ``K−1`` other folds for a
 fixed number of epochs. The *final* model (the one shipped to the tutor and scored on the test set)
-trains on every non-test fold for the median of the selected epoch counts. ``time_budget_sec`` caps
+trains on every non-test fold for the median of the selected epoch counts. Every run goes through
+``crescendai.training.fit`` (warm-up + cosine schedule, AMP on CUDA, atomic resumable checkpoints). ``time_budget_sec`` caps
 the whole stage (split evenly over the K+1 runs) so the CPU default fits the 15-minute pipeline.
 """
 
@@ -298,10 +299,10 @@ def supervised_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    """``auto`` → CUDA when available, else CPU; ``cuda`` without a GPU is an error."""
-    if name == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("finetune.device=cuda but no CUDA device is visible; use auto or cpu")
-    return torch.device("cuda" if name in ("auto", "cuda") and torch.cuda.is_available() else "cpu")
+    """``crescendai.training.resolve_device`` (``auto`` → CUDA when visible, else CPU)."""
+    from crescendai.training import resolve_device as _resolve
+
+    return _resolve(name)
 
 
 def _window_tensor(data: LabelledSet, pos: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -349,7 +350,7 @@ def make_batch(data: LabelledSet, pos: np.ndarray, device: torch.device) -> dict
     """Tensors for the windows at index positions ``pos`` (consecutive runs of segments)."""
     idx = data.index.iloc[pos]
     seg = idx["item"].astype("category").cat.codes.to_numpy()
-    prox = (idx[list(PROXY_COLS)].to_numpy(np.float32) if set(PROXY_COLS) <= set(idx.columns)
+    prox = (idx[list(PROXY_COLS)].to_numpy(np.float32, copy=True) if set(PROXY_COLS) <= set(idx.columns)
             else np.full((len(pos), len(PROXY_COLS)), np.nan, np.float32))
     return {
         "x": _window_tensor(data, pos, device),
@@ -380,11 +381,9 @@ def predict_windows(model: torch.nn.Module, data: LabelledSet, pos: np.ndarray, 
 
 
 def _autocast(device: torch.device, amp: bool):
-    if device.type == "cuda" and amp:
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    import contextlib
+    from crescendai.training import autocast
 
-    return contextlib.nullcontext()
+    return autocast(device, "auto" if amp else "off")
 
 
 def predict_segments(model: torch.nn.Module, data: LabelledSet, segs: np.ndarray, cfg: FinetuneConfig,
@@ -422,6 +421,17 @@ class RunResult:
     history: list[dict[str, object]]
 
 
+class _SegmentBatches:
+    """``epoch_batches(epoch)`` for ``crescendai.training.fit``: :func:`iterate_batches` with an RNG
+    seeded by (seed, epoch), so every epoch's batches are reproducible (and resumable)."""
+
+    def __init__(self, data: LabelledSet, segs: np.ndarray, cfg: FinetuneConfig, seed: int) -> None:
+        self.data, self.segs, self.cfg, self.seed = data, segs, cfg, seed
+
+    def epoch_batches(self, epoch: int) -> list[np.ndarray]:
+        return iterate_batches(self.data, self.segs, self.cfg, np.random.default_rng([self.seed, epoch]))
+
+
 def train_run(
     make_model: Callable[[], torch.nn.Module],
     data: LabelledSet,
@@ -434,14 +444,19 @@ def train_run(
     seed: int,
     name: str = "run",
     budget_sec: float = 0.0,
+    checkpoint_path: str | Path | None = None,
+    resume: bool = False,
 ) -> RunResult:
-    """Train one model on ``train_segs``; when ``select_segs`` is given, keep the state with the best
-    selection score and stop after ``patience`` epochs without improvement; stop early when
-    ``budget_sec`` (> 0) is spent (after at least one epoch)."""
-    from tqdm.auto import tqdm
+    """Train one model on ``train_segs`` with ``crescendai.training.fit`` (AdamW, warm-up + cosine,
+    gradient clipping, AMP on CUDA, atomic resumable checkpoints at ``checkpoint_path``).
+
+    With ``select_segs``, the selection score (:func:`selection_score` of the pooled segment
+    predictions) is evaluated once per epoch; the best state is kept and training stops after
+    ``patience`` epochs without improvement. ``budget_sec`` (> 0) caps the wall-clock time.
+    """
+    from crescendai.training import LoopConfig, cosine_schedule, fit
 
     torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
     model = make_model().to(device)
     bb = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
     hd = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
@@ -449,58 +464,37 @@ def train_run(
         [{"params": bb, "lr": cfg.lr * cfg.backbone_lr_mult}, {"params": hd, "lr": cfg.lr}],
         weight_decay=cfg.weight_decay,
     )
-    base_lrs = [g["lr"] for g in opt.param_groups]
-    n_batches = max(1, len(iterate_batches(data, train_segs, cfg, np.random.default_rng(0))))
-    total = max(1, epochs * n_batches)
-    warm = max(1, cfg.warmup_epochs * n_batches)
-    best, best_epoch, best_state, bad = -np.inf, epochs, None, 0
-    history: list[dict[str, object]] = []
-    t0 = time.perf_counter()
-    step = 0
-    bar = tqdm(range(1, epochs + 1), desc=name, leave=False, disable=None)
-    for epoch in bar:
-        model.train()
-        losses = []
-        for pos in iterate_batches(data, train_segs, cfg, rng):
-            f = min(1.0, (step + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(1.0, step / total)))
-            for g, lr0 in zip(opt.param_groups, base_lrs, strict=True):
-                g["lr"] = lr0 * f
-            batch = make_batch(data, pos, device)
-            with _autocast(device, cfg.amp):
-                out = model(batch["x"], batch["pad_mask"])
-            loss, _ = supervised_loss(out, batch, cfg)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            losses.append(float(loss.detach()))
-            step += 1
-        row: dict[str, object] = {"run": name, "epoch": epoch, "train_loss": float(np.mean(losses)),
-                                  "select_score": None, "lr": opt.param_groups[-1]["lr"],
-                                  "seconds": round(time.perf_counter() - t0, 2)}
-        if select_segs is not None and len(select_segs):
-            pred, _, _ = predict_segments(model, data, select_segs, cfg, device)
-            score = selection_score(data.y[select_segs], pred, cfg.select_metric)
-            row["select_score"] = score
-            if score > best:
-                best, best_epoch, bad = score, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            else:
-                bad += 1
-        history.append(row)
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", sel=row["select_score"])
-        if select_segs is not None and cfg.patience and bad >= cfg.patience:
-            break
-        if budget_sec > 0 and time.perf_counter() - t0 > budget_sec:
-            log.info("%s: time budget %.0f s spent after epoch %d", name, budget_sec, epoch)
-            if select_segs is None:
-                best_epoch = epoch
-            break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    elif select_segs is None:
-        best_epoch = min(best_epoch, len(history))
+    batches = _SegmentBatches(data, train_segs, cfg, seed)
+    per_epoch = max(1, len(batches.epoch_batches(0)))
+    total = max(1, epochs * per_epoch)
+    sched = cosine_schedule(opt, min(total, cfg.warmup_epochs * per_epoch), total)
+
+    def step_fn(net: torch.nn.Module, rows: np.ndarray, _gen: torch.Generator) -> torch.Tensor:
+        batch = make_batch(data, rows, device)
+        loss, _ = supervised_loss(net(batch["x"], batch["pad_mask"]), batch, cfg)
+        return loss
+
+    val_fn = None
+    if select_segs is not None and len(select_segs):
+        def val_fn(net: torch.nn.Module) -> float:  # lower is better for the loop
+            pred, _, _ = predict_segments(net, data, select_segs, cfg, device)
+            return -selection_score(data.y[select_segs], pred, cfg.select_metric)
+
+    loop = LoopConfig(max_steps=total, time_budget_sec=budget_sec, eval_every=per_epoch,
+                      patience=cfg.patience if val_fn is not None else 0, amp="auto" if cfg.amp else "off",
+                      progress=True)
+    st = fit(model, opt, batches, step_fn, cfg=loop, device=device, val_fn=val_fn, scheduler=sched,
+             checkpoint_path=checkpoint_path, resume=resume)
+    if st.best_state is not None:
+        model.load_state_dict(st.best_state)
     model.eval()
+    best_step = st.best_step if val_fn is not None else st.step
+    best_epoch = max(1, math.ceil(best_step / per_epoch))
+    history = [{"run": name, "epoch": r["step"] / per_epoch, "train_loss": r["train_loss"],
+                "select_score": -r["val_loss"] if val_fn is not None else None, "lr": r["lr"],
+                "seconds": r["seconds"]} for r in st.rows]
+    log.info("%s: %s after %d steps (%.0f s); selected epoch %d", name, st.stop_reason, st.step,
+             st.elapsed_sec, best_epoch)
     return RunResult(model, int(best_epoch), history)
 
 
@@ -535,12 +529,18 @@ def _pred_frame(data: LabelledSet, segs: np.ndarray, seg_pred: np.ndarray, w: di
     return pd.concat([s, wf], ignore_index=True)
 
 
+def _ckpt(folder: str | Path | None, name: str) -> Path | None:
+    return None if folder is None else Path(folder) / f"{name}.pt"
+
+
 def run_finetune(
     make_model: Callable[[], torch.nn.Module],
     data: LabelledSet,
     cfg: FinetuneConfig,
     seed: int,
     device: torch.device | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
 ) -> FinetuneResult:
     """Performer-level CV (out-of-fold predictions on every non-test segment), then the final model on
     all non-test folds, scored on the fixed test set. See the module docstring for the protocol."""
@@ -554,7 +554,8 @@ def run_finetune(
         tr = np.flatnonzero(~is_test & np.isin(folds, rnd.train))
         sel = None if rnd.select is None else np.flatnonzero(~is_test & (folds == rnd.select))
         res = train_run(make_model, data, tr, sel, cfg, device, epochs=cfg.epochs, seed=seed + 1000 * (i + 1),
-                        name=f"fold{rnd.fold}", budget_sec=budget)
+                        name=f"fold{rnd.fold}", budget_sec=budget, resume=resume,
+                        checkpoint_path=_ckpt(checkpoint_dir, f"fold{rnd.fold}"))
         best_epochs.append(res.best_epoch)
         hist += res.history
         va = np.flatnonzero(~is_test & (folds == rnd.fold))
@@ -564,7 +565,8 @@ def run_finetune(
     final_epochs = max(1, int(np.median(best_epochs)))
     dev = np.flatnonzero(~is_test)
     res = train_run(make_model, data, dev, None, cfg, device, epochs=final_epochs, seed=seed,
-                    name="final", budget_sec=budget)
+                    name="final", budget_sec=budget, resume=resume,
+                    checkpoint_path=_ckpt(checkpoint_dir, "final"))
     hist += res.history
     test = np.flatnonzero(is_test)
     if len(test):
