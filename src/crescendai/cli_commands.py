@@ -6,3 +6,4 @@ Add one import per subcommand module; keep the subcommand's parser and handler i
 from __future__ import annotations
 
 from crescendai import analyze_cli  # noqa: F401  (crescendai analyze)
+from crescendai.synth import cli as _synth_cli  # noqa: F401  (crescendai render)

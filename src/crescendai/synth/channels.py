@@ -103,7 +103,7 @@ def apply_channel(x: np.ndarray, ch: Channel, sr: int, noise_seed: int) -> np.nd
         wet = fftconvolve(y, room_ir(ch.rt60, sr, ch.ir_seed))[: len(y)].astype(np.float32)
         direct = 1.0 / (1.0 + ch.mic_distance / 1.5)
         y = direct * y + (1 - direct) * 0.6 * wet * np.float32(np.sqrt(sr / 1000.0) / 4.0)
-        y = sosfilt(high_shelf_sos(4000.0, -1.5 * ch.mic_distance, sr), y).astype(np.float32)
+        y = sosfilt(high_shelf_sos(4000.0, -0.6 * ch.mic_distance, sr), y).astype(np.float32)
     if ch.kind == "phone":
         y = sosfilt(butter(2, 150.0, btype="high", fs=sr, output="sos"), y)
         y = sosfilt(butter(4, min(ch.lowpass_hz, 0.45 * sr), fs=sr, output="sos"), y).astype(np.float32)

@@ -6,8 +6,9 @@ Physics, simplified:
   min(Nyquist, 10 kHz); two unison strings per partial detuned by ``detune_cents`` (beating);
 - two-stage decay per partial ``a_k(t) = A_k [w e^{-t/τ1_k} + (1-w) e^{-t/τ2_k}]`` (fast prompt sound,
   slow aftersound); decay times shorten with pitch and with partial number;
-- velocity-dependent spectrum: ``A_k = k^-tilt / (1 + (f_k / f_c)²)`` with the hammer-felt cutoff
-  ``f_c`` rising 8× from pp to ff (harder strike = brighter), times the model's brightness;
+- velocity-dependent spectrum: ``A_k = k^-(tilt + 0.7(1-v)) / (1 + (f_k / f_c)²)`` with the
+  hammer-felt cutoff ``f_c`` rising ≈ 20× from pp to ff (harder strike = brighter: the cue that
+  survives level normalisation), times the model's brightness;
 - hammer noise: a short low-passed noise burst and a soundboard thump, stronger and brighter with
   velocity.
 
@@ -86,7 +87,8 @@ def note_layers(model: PianoModel, pitch: int, sr: int = 22050) -> np.ndarray:
     t = np.arange(n, dtype=np.float32) / np.float32(sr)
     B = model.inharmonicity(pitch)
     tau_fast, tau_slow = decay_times(model, pitch)
-    fc = model.brightness * (600.0 + 300.0 * (pitch - 21) / 12.0) * 2.0 ** (3.0 * vels)  # [L]
+    fc = model.brightness * (450.0 + 250.0 * (pitch - 21) / 12.0) * 2.0 ** (4.5 * vels)  # [L]
+    tilt = model.spectral_tilt + 0.7 * (1.0 - vels)  # [L] soft strikes roll off faster
     detune = 2.0 ** (model.detune_cents / 1200.0)
     rng = np.random.default_rng([pitch, sr, int(model.b_low * 1e7), int(model.detune_cents * 100)])
     out = np.zeros((N_LAYERS, n), dtype=np.float32)
@@ -96,7 +98,7 @@ def note_layers(model: PianoModel, pitch: int, sr: int = 22050) -> np.ndarray:
         fk = k * f0 * np.sqrt(1.0 + B * k * k)
         if fk > fmax:
             break
-        amp = k ** (-model.spectral_tilt) / (1.0 + (fk / fc) ** 2)  # [L]
+        amp = k ** (-tilt) / (1.0 + (fk / fc) ** 2)  # [L]
         # hammer position (≈ 1/8 of the string) weakens every 8th partial
         amp = amp * (0.35 + 0.65 * abs(np.sin(np.pi * k / 8.3)))
         phase = rng.uniform(0, 2 * np.pi)
