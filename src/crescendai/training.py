@@ -232,9 +232,10 @@ class RecordingBatchSampler(torch.utils.data.Sampler):
 
 
 def split_groups(groups: np.ndarray, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions of (train, val) with whole recordings held out (≥ 1 val recording when > 0)."""
+    """Positions of (train, val) with whole recordings held out: when ``val_fraction`` > 0, at least
+    2 val recordings (contrastive validation needs negatives) if there are ≥ 4 recordings, else 1."""
     ids = np.unique(groups)
-    n_val = 0 if val_fraction <= 0 else max(1, round(val_fraction * len(ids)))
+    n_val = 0 if val_fraction <= 0 else max(2 if len(ids) >= 4 else 1, round(val_fraction * len(ids)))
     n_val = min(n_val, len(ids) - 1)
     val_ids = np.random.default_rng(seed).permutation(ids)[:n_val]
     is_val = np.isin(groups, val_ids)
