@@ -93,3 +93,26 @@ def write_audio(path: Path, y: np.ndarray, sr: int = SR) -> Path:
 
     sf.write(str(path), y, sr)
     return path
+
+
+def tiny_model(seed: int = 0):
+    """A randomly initialised ``crescendai.model.Model`` (dim 32, depth 1): fast, meaningless scores."""
+    import torch
+
+    from crescendai.config import ModelParams
+    from crescendai.model import HeadsConfig, build_model
+
+    torch.manual_seed(seed)
+    return build_model(ModelParams(dim=32, depth=1, heads=2), HeadsConfig(dropout=0.2)).eval()
+
+
+def save_tiny_bundle(folder: Path, seed: int = 0, calibration: bool = True) -> Path:
+    """A tutor bundle folder (model.pt + config.json [+ calibration.json]) with a tiny random model."""
+    from crescendai.calibration import Calibrator
+    from crescendai.model import save_model
+
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(tiny_model(seed), folder / "model.pt")
+    if calibration:
+        Calibrator.identity().save(folder / "calibration.json")
+    return folder

@@ -7,14 +7,16 @@ Pipeline for one file (``analyze_file``)::
                                     saliency [B,16,16]                 per dim)       mean, quantiles
 
 The :class:`Scorer` protocol is the only thing the analysis needs from a model, so tests drive it
-with a tiny random model and the CLI with the trained bundle (:class:`BundleScorer`). The bundle's
-backbone runs ONCE per window (with gradients, for saliency); MC dropout samples only the small head
-on the detached backbone features, so uncertainty costs ``mc_samples`` head passes, not backbone
-passes.
+with a tiny random model and the CLI with the trained bundle (:class:`TorchScorer` over
+``crescendai.model``). The backbone runs ONCE per window, without autograd (inference mode); MC
+dropout samples only the small head on those features, so uncertainty costs ``mc_samples`` head
+passes (one batched call), not backbone passes.
 
-Saliency is gradient × input on the dB window for each window's ``top_k`` worst problem dimensions
-(signed by the dimension's problem direction, see :func:`saliency_weights`), pooled to a 16 × 16
-grid (8 frames × 8 mel bands per cell) so a 60-minute recording keeps only ~4 MB of it.
+Saliency — gradient × input on the dB window, pooled to a 16 × 16 grid (8 frames × 8 mel bands per
+cell) — explains the dimensions that feedback reports, in the windows of the reported passages
+(:func:`add_saliency`; at most ``max_windows`` windows, re-read from the file segment by segment).
+A backward pass through the backbone for every window would double the cost of the analysis for
+windows nobody looks at.
 
 Memory is bounded by the batch size: windows are produced, scored and dropped batch by batch; only
 per-window vectors ([N, 19] floats) and the pooled saliency are kept.
@@ -67,20 +69,24 @@ class ScoreBatch:
     Attributes:
         mean: float32 [B, 19], deterministic (dropout off) prediction on the label scale [1/7, 1].
         std: float32 [B, 19], MC-dropout standard deviation (>= 0) of the head's prediction.
-        saliency: float32 [B, 16, 16] (time cell, mel cell), |gradient × input| of the window's
-            worst dimensions, each window normalised to sum 1 (zeros when unavailable).
     """
 
     mean: np.ndarray
     std: np.ndarray
-    saliency: np.ndarray
 
 
 class Scorer(Protocol):
-    """Anything that scores contract windows: ``db`` float32 [B, 128, 128] in [-80, 0] dB."""
+    """Anything that scores contract windows: ``db`` float32 [B, 128, 128] in [-80, 0] dB,
+    ``pad_mask`` optional bool [B, 128] (True = padded frame)."""
 
     def score(self, db: np.ndarray, *, mc_samples: int, pad_mask: np.ndarray | None = None
               ) -> ScoreBatch: ...
+
+    def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """float32 [B, 16, 16] (time cell, mel cell): |gradient × input| of ``Σ_d weights[b, d] ·
+        score[b, d]``, each window normalised to sum 1 (all zeros if the gradient is zero)."""
+        ...
 
 
 class Calibration(Protocol):
@@ -132,9 +138,9 @@ class TorchScorer:
     """A :class:`Scorer` over a torch ``backbone`` (db [B,128,128] → features [B,D]) and a
     ``head`` (features → raw scores [B,19]).
 
-    The backbone runs once per window in eval mode with gradients w.r.t. the input (for saliency);
-    MC dropout then runs the head ``mc_samples`` times on the detached features with only its
-    dropout layers in train mode. A head without dropout layers gets feature dropout with
+    :meth:`score` runs the backbone once per window in eval + inference mode; MC dropout then runs
+    the head ``mc_samples`` times (one batched call) on those features with only its dropout layers
+    in train mode. A head without dropout layers gets feature dropout with
     probability ``fallback_dropout`` (so the uncertainty is never silently zero).
     """
 
@@ -144,7 +150,6 @@ class TorchScorer:
         head,
         *,
         fallback_dropout: float = 0.1,
-        saliency_top_k: int = 2,
         device: str = "cpu",
         seed: int = 0,
     ) -> None:
@@ -153,7 +158,6 @@ class TorchScorer:
         self.backbone = backbone.to(device).eval()
         self.head = head.to(device).eval()
         self.device = device
-        self.saliency_top_k = saliency_top_k
         self.fallback_dropout = fallback_dropout
         self._dropouts = [m for m in self.head.modules() if isinstance(m, torch.nn.Dropout)]
         self._gen = torch.Generator(device=device).manual_seed(seed)
@@ -164,22 +168,33 @@ class TorchScorer:
         except (TypeError, ValueError):  # pragma: no cover
             self._takes_mask = False
 
+    def _features(self, x, pad_mask):
+        import torch
+
+        if pad_mask is not None and self._takes_mask and bool(np.any(pad_mask)):
+            return self.backbone(x, torch.as_tensor(np.asarray(pad_mask, bool), device=self.device))
+        return self.backbone(x)  # (B, D)
+
     def score(self, db: np.ndarray, *, mc_samples: int, pad_mask: np.ndarray | None = None
               ) -> ScoreBatch:
         import torch
 
+        with torch.inference_mode():
+            x = torch.as_tensor(np.asarray(db, np.float32), device=self.device)
+            feats = self._features(x, pad_mask)  # (B, D): the one backbone pass
+            mean = self.head(feats).float().cpu().numpy()  # (B, 19)
+            std = self._mc_std(feats, mc_samples)
+        return ScoreBatch(mean=mean.astype(np.float32), std=std)
+
+    def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
+                 ) -> np.ndarray:
+        import torch
+
         x = torch.as_tensor(np.asarray(db, np.float32), device=self.device).requires_grad_(True)
-        if pad_mask is not None and self._takes_mask and bool(np.any(pad_mask)):
-            feats = self.backbone(x, torch.as_tensor(np.asarray(pad_mask, bool), device=self.device))
-        else:
-            feats = self.backbone(x)  # (B, D)
-        out = self.head(feats)  # (B, 19)
-        mean = out.detach().float().cpu().numpy()
-        w = torch.as_tensor(saliency_weights(mean, self.saliency_top_k), device=self.device)
+        out = self.head(self._features(x, pad_mask))  # (B, 19)
+        w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
         (grad,) = torch.autograd.grad((out * w).sum(), x)
-        saliency = pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())
-        std = self._mc_std(feats.detach(), mc_samples)
-        return ScoreBatch(mean=mean.astype(np.float32), std=std, saliency=saliency)
+        return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)
 
     def _mc_std(self, feats, mc_samples: int) -> np.ndarray:
         import torch
@@ -220,7 +235,7 @@ class Bundle:
     info: dict = field(default_factory=dict)
 
 
-def load_bundle(path: str | os.PathLike[str], *, saliency_top_k: int = 2, device: str = "cpu") -> Bundle:
+def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu") -> Bundle:
     """Load ``models/tutor/`` (``model.pt``, ``calibration.json``, ``config.json``).
 
     The model is read with ``crescendai.model``'s loader; the calibrator with
@@ -251,7 +266,7 @@ def load_bundle(path: str | os.PathLike[str], *, saliency_top_k: int = 2, device
         calibration = _load_calibration(cal_path)
     else:
         log.warning("%s missing: scores are uncalibrated", cal_path)
-    scorer = TorchScorer(backbone, head, saliency_top_k=saliency_top_k, device=device,
+    scorer = TorchScorer(backbone, head, device=device,
                          fallback_dropout=float(info.get("dropout", 0.1) or 0.1))
     return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info)
 
@@ -325,7 +340,9 @@ class WindowSeries:
         raw: [N, 19] raw model scores.
         scores: [N, 19] calibrated scores on the label scale [1/7, 1].
         std: [N, 19] calibrated MC-dropout std (raw std × local slope of the calibration).
-        saliency: [N, 16, 16] pooled gradient × input, rows = time cells, cols = mel cells.
+        saliency: [N, 16, 16] float16 pooled gradient × input (rows = time cells, cols = mel
+            cells) for the windows where ``saliency_done``; zeros elsewhere.
+        saliency_done: [N] bool, saliency computed for this window (see :func:`add_saliency`).
         pad_fraction: [N] share of padded frames.
         valid: [N] bool, window used for pooling and feedback (not mostly padding).
         duration_sec: recording duration in seconds.
@@ -341,6 +358,11 @@ class WindowSeries:
     valid: np.ndarray
     duration_sec: float
     hop_sec: float
+    saliency_done: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.saliency_done is None:
+            self.saliency_done = np.zeros(len(self.start_sec), bool)
 
     @property
     def centre_sec(self) -> np.ndarray:
@@ -417,7 +439,7 @@ def score_windows(
     Returns:
         :class:`WindowSeries`.
     """
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "mean", "std", "sal", "pad")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "mean", "std", "pad")}
     duration = 0.0
     for w in batches:
         for lo in range(0, len(w), batch_size):
@@ -425,7 +447,6 @@ def score_windows(
             b = scorer.score(w.db[sl], mc_samples=mc_samples, pad_mask=w.pad_mask[sl])
             parts["mean"].append(b.mean)
             parts["std"].append(b.std)
-            parts["sal"].append(b.saliency.astype(np.float16))
         parts["start"].append(w.start_sec)
         parts["pad"].append(w.pad_fraction)
         duration = w.duration_sec
@@ -441,7 +462,7 @@ def score_windows(
     valid = pad <= 0.5
     return WindowSeries(
         start_sec=np.concatenate(parts["start"]), raw=raw, scores=scores, std=std,
-        saliency=np.concatenate(parts["sal"]), pad_fraction=pad, valid=valid,
+        saliency=np.zeros((len(raw), SAL_T, SAL_F), np.float16), pad_fraction=pad, valid=valid,
         duration_sec=float(duration), hop_sec=hop_sec,
     )
 
@@ -466,6 +487,99 @@ def analyze_windows_of_file(
     batches = stream_windows(path, hop_sec, chunk_windows=chunk, min_duration_sec=min_duration_sec)
     return score_windows(batches, scorer, calibration, hop_sec=hop_sec, mc_samples=mc_samples,
                          batch_size=batch_size, progress=progress)
+
+
+def read_segment(path: str | os.PathLike[str], t0: float, t1: float) -> np.ndarray:
+    """Mono float32 samples of ``path`` between ``t0`` and ``t1`` seconds, at 22 050 Hz."""
+    import soundfile as sf
+    import soxr
+
+    from crescendai.audio import SAMPLE_RATE
+
+    with sf.SoundFile(str(path)) as f:
+        sr = int(f.samplerate)
+        f.seek(max(0, int(t0 * sr)))
+        y = f.read(max(1, int((t1 - max(0.0, t0)) * sr)), dtype="float32", always_2d=True).mean(axis=1)
+    return y if sr == SAMPLE_RATE else soxr.resample(y, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
+
+
+def add_saliency(
+    path: str | os.PathLike[str],
+    series: WindowSeries,
+    scorer: Scorer,
+    targets: list[tuple[np.ndarray, np.ndarray]],
+    *,
+    max_windows: int = 64,
+    batch_size: int = 32,
+) -> None:
+    """Compute saliency for chosen windows, re-reading only their audio segments.
+
+    Args:
+        path: the recording.
+        series: filled in place (``saliency``, ``saliency_done``).
+        scorer: the model.
+        targets: (window indices [k], weights [19]) pairs: which windows, and which outputs to
+            explain there (e.g. +1 on timing for an unstable-timing passage).
+        max_windows: total windows at most, spread evenly over the targets' windows.
+        batch_size: windows per backward pass.
+    """
+    from crescendai.audio import AudioError, windows_from_waveform
+
+    chosen: dict[int, np.ndarray] = {}
+    uniq = np.unique(np.array([int(i) for idx, _ in targets for i in idx], int))
+    pick = np.linspace(0, uniq.size - 1, min(max_windows, uniq.size)).round().astype(int)
+    keep = set(uniq[pick].tolist()) if uniq.size else set()
+    for idx, w in targets:
+        for i in idx:
+            if int(i) in keep and int(i) not in chosen:
+                chosen[int(i)] = np.asarray(w, np.float32)
+    if not chosen:
+        return
+    order = sorted(chosen)
+    runs: list[list[int]] = [[order[0]]]  # consecutive window indices share one segment read
+    for i in order[1:]:
+        if i == runs[-1][-1] + 1:
+            runs[-1].append(i)
+        else:
+            runs.append([i])
+    for run in runs:
+        t0 = float(series.start_sec[run[0]])
+        t1 = min(series.duration_sec, float(series.start_sec[run[-1]]) + WINDOW_SEC)
+        try:
+            w = windows_from_waveform(read_segment(path, t0, t1), series.hop_sec)
+        except AudioError:
+            continue
+        n = min(len(w), len(run))
+        for lo in range(0, n, batch_size):
+            sl = slice(lo, min(n, lo + batch_size))
+            ids = run[sl]
+            weights = np.stack([chosen[i] for i in ids])
+            sal = scorer.saliency(w.db[sl], weights, pad_mask=w.pad_mask[sl])
+            series.saliency[ids] = sal.astype(np.float16)
+            series.saliency_done[ids] = True
+
+
+def saliency_targets(series: WindowSeries, lines: list, units, pooled_median: np.ndarray,
+                     n_fallback: int = 16) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(windows, weights) to explain: each feedback line's valid windows and its dimensions; with no
+    line, the ``n_fallback`` windows where the performance's two worst problem dimensions peak."""
+    direction = np.array([dims.problem_direction(d) for d in dims.DIMENSIONS], np.float32)
+    out = []
+    end = series.start_sec + WINDOW_SEC
+    for ln in lines:
+        lo, hi = float(units.start_sec[ln.first]), float(units.end_sec[ln.last])
+        idx = np.flatnonzero(series.valid & (end > lo) & (series.start_sec < hi))
+        w = np.zeros(dims.N_DIMS, np.float32)
+        w[list(ln.dims)] = direction[list(ln.dims)]
+        if idx.size and np.any(w):
+            out.append((idx, w))
+    if not out:
+        w = saliency_weights(pooled_median[None, :], top_k=2)[0]
+        bad = (series.scores * w[None, :]).sum(axis=1)
+        bad[~series.valid] = -np.inf
+        idx = np.sort(np.argsort(-bad)[:n_fallback])
+        out.append((idx[np.isfinite(bad[idx])], w))
+    return out
 
 
 def mark_quiet(series: WindowSeries, frame_level_db: np.ndarray, floor_db: float = -50.0) -> None:
@@ -607,11 +721,13 @@ def analyze_file(
     lines = fb.merge_spans(spans, p.max_lines)
     strengths, weaknesses = fb.overall_notes(pooled.median, margin=p.rel_margin)
     t4 = time.perf_counter()
+    add_saliency(path, series, bundle.scorer, saliency_targets(series, lines, units, pooled.median))
+    t5 = time.perf_counter()
     return Analysis(
         path=str(path), series=series, pooled=pooled, grid=grid, units=units, unit_scores=u_scores,
         unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses,
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
-                 "feedback_sec": t4 - t3},
+                 "feedback_sec": t4 - t3, "saliency_sec": t5 - t4},
     )

@@ -97,7 +97,7 @@ def saliency_png(rep: dict[str, Any]) -> bytes:
     """Mel-band saliency over time: which frequency regions drove each window's worst dimensions."""
     plt = _plt()
     w = rep["windows"]
-    sal = np.array(w["saliency_mel"], float)  # (N, 16)
+    sal = np.array([r if r is not None else [np.nan] * 16 for r in w["saliency_mel"]], float)  # (N, 16)
     start = np.array(w["start_sec"], float)
     dur = rep["input"]["duration_sec"]
     fig, ax = plt.subplots(figsize=(11, 2.6))
@@ -108,5 +108,5 @@ def saliency_png(rep: dict[str, Any]) -> bytes:
     ax.set_yticks([0, 8, 16])
     ax.set_yticklabels(["0 Hz", "~1.4 kHz", "11 kHz"], fontsize=7)
     _bar_ticks(ax, rep)
-    ax.set_title("Saliency (gradient × input) of the worst dimensions")
+    ax.set_title("Saliency (gradient × input) of the reported dimensions, in the reported passages")
     return _png(fig)

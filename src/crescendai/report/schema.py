@@ -15,7 +15,7 @@ Schema ``crescendai.report`` version :data:`SCHEMA_VERSION` (bump on any incompa
                  "units": "bar"|"time",
                  "items": [{"number": int, "start_sec", "end_sec", "scores": [19 floats] | null}]},
       "windows": {"window_sec": float, "start_sec": [N], "valid": [N bool],
-                  "scores": [N × 19], "std": [N × 19], "saliency_mel": [N × 16]},
+                  "scores": [N × 19], "std": [N × 19], "saliency_mel": [N × (16 | null)]},
       "feedback": [{"bars": [first, last] | null, "start_sec", "end_sec", "dims": [keys],
                     "text": str, "advice": [str], "severity", "confidence", "subjective": bool,
                     "saliency_region": str}],
@@ -23,6 +23,10 @@ Schema ``crescendai.report`` version :data:`SCHEMA_VERSION` (bump on any incompa
       "plots": {"timeline": "timeline.png", "overall": "overall.png", "saliency": "saliency.png"},
       "timings": {...seconds}
     }
+
+``windows.saliency_mel[i]`` is window i's gradient × input summed over time per mel cell (low →
+high frequency), explaining the dimensions of the feedback line it falls in; null where it was not
+computed (saliency is computed only for the reported passages, at most 64 windows).
 
 All scores are calibrated, on PercePiano's label scale [1/7, 1] (rating = label × 7). Floats are
 rounded to 4 decimals. ``bars.items`` lie inside [0, duration_sec].
@@ -107,7 +111,7 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
     for line in a.lines:
         text, advice = fb.line_text(line, units)
         lo, hi = float(units.start_sec[line.first]), float(units.end_sec[line.last])
-        inside = s.valid & (s.start_sec + WINDOW_SEC > lo) & (s.start_sec < hi)
+        inside = s.saliency_done & (s.start_sec + WINDOW_SEC > lo) & (s.start_sec < hi)
         prof = sal_mel[inside].mean(axis=0) if inside.any() else np.zeros(16)
         feedback.append({
             "bars": [int(units.labels[line.first]), int(units.labels[line.last])] if units.kind == "bar" else None,
@@ -142,7 +146,8 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
         "windows": {
             "window_sec": _r(WINDOW_SEC), "start_sec": _r(s.start_sec, 3),
             "valid": [bool(v) for v in s.valid], "scores": _r(s.scores), "std": _r(s.std),
-            "saliency_mel": _r(sal_mel, 3),
+            "saliency_mel": [_r(row, 3) if done else None
+                             for row, done in zip(sal_mel, s.saliency_done, strict=True)],
         },
         "feedback": feedback,
         "summary": {"strengths": [dims.DIMENSIONS[i].key for i in a.strengths],

@@ -1,0 +1,80 @@
+"""report.json schema, text, plots and the self-contained HTML, from a real (tiny-model) analysis."""
+
+from __future__ import annotations
+
+import copy
+import json
+
+import numpy as np
+import pytest
+
+from crescendai import feedback as fb
+from crescendai import tutor
+from crescendai.report import SchemaError, build_report, text_report, validate_report, write_report
+from crescendai.report.schema import region_name
+from tutor_fixtures import piece, render, tiny_model, write_audio
+
+
+@pytest.fixture(scope="module")
+def analysis(tmp_path_factory):
+    d = tmp_path_factory.mktemp("rep")
+    audio = write_audio(d / "a.wav", render(piece(6, 3, 100, seed=2)))
+    backbone, head, _ = tutor.split_model(tiny_model())
+    bundle = tutor.Bundle(tutor.TorchScorer(backbone, head), tutor.IdentityCalibration(), "tiny")
+    a = tutor.analyze_file(audio, bundle, meter="3/4")
+    # add one feedback line so every part of the report is exercised
+    a.lines = [fb.Line(first=1, last=2, spans=(), severity=0.1, confidence=0.9, dims=(0, 18))]
+    return a
+
+
+def test_report_follows_the_schema_and_is_json(analysis):
+    rep = build_report(analysis)
+    validate_report(rep)
+    assert json.loads(json.dumps(rep)) == rep
+    assert rep["schema_version"] == 1 and len(rep["dimensions"]) == 19
+    n = len(rep["windows"]["start_sec"])
+    assert np.array(rep["windows"]["scores"]).shape == (n, 19)
+    f = rep["feedback"][0]
+    assert f["dims"] == ["timing", "interpretation"] and f["bars"][0] <= f["bars"][1]
+    assert "Hz" in f["saliency_region"] and f["subjective"] is False
+
+
+def test_schema_catches_bars_outside_the_recording(analysis):
+    rep = build_report(analysis)
+    bad = copy.deepcopy(rep)
+    bad["bars"]["items"][-1]["end_sec"] = rep["input"]["duration_sec"] + 5
+    with pytest.raises(SchemaError, match="outside the recording"):
+        validate_report(bad)
+    bad = copy.deepcopy(rep)
+    bad["feedback"][0]["bars"] = [90, 99]
+    with pytest.raises(SchemaError, match="not bars of the recording"):
+        validate_report(bad)
+    bad = copy.deepcopy(rep)
+    del bad["overall"]["timing"]
+    with pytest.raises(SchemaError, match="overall"):
+        validate_report(bad)
+
+
+def test_text_and_files(analysis, tmp_path):
+    rep = build_report(analysis)
+    txt = text_report(rep)
+    assert "timing stability" in txt and "interpretation" in txt and "try:" in txt
+    assert "approximate" in txt
+    written = write_report(rep, tmp_path / "out")
+    assert set(written) == {"timeline", "overall", "saliency", "json", "text", "html"}
+    for p in written.values():
+        assert p.stat().st_size > 0
+    assert (tmp_path / "out" / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    html = written["html"].read_text()
+    assert html.count("data:image/png;base64,") == 3 and "<script" not in html and "src=\"http" not in html
+    assert json.loads(written["json"].read_text())["plots"]["timeline"] == "timeline.png"
+
+
+def test_region_name():
+    prof = np.zeros(16)
+    prof[0] = 1
+    assert region_name(prof).startswith("bass")
+    prof = np.zeros(16)
+    prof[15] = 1
+    assert region_name(prof).startswith("treble")
+    assert region_name(np.zeros(16)) == "unavailable"

@@ -1,0 +1,134 @@
+"""Window scoring: the Scorer contract, head-only MC dropout, saliency, calibration, pooling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from crescendai import dims, tutor
+from crescendai.audio import WINDOW_SEC, windows_from_waveform
+from crescendai.calibration import Calibrator
+from tutor_fixtures import save_tiny_bundle, tiny_model
+
+
+def _db(n: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.clip(rng.normal(-40, 15, (n, 128, 128)), -80, 0).astype(np.float32)
+
+
+def test_torch_scorer_shapes_uncertainty_and_saliency():
+    m = tiny_model()
+    backbone, head, _ = tutor.split_model(m)
+    sc = tutor.TorchScorer(backbone, head)
+    b = sc.score(_db(5), mc_samples=8)
+    assert b.mean.shape == b.std.shape == (5, 19)
+    assert np.all((b.mean >= dims.LABEL_MIN - 1e-6) & (b.mean <= 1 + 1e-6))
+    assert np.all(b.std >= 0) and b.std.mean() > 0  # dropout in the head gives a spread
+    sal = sc.saliency(_db(5), tutor.saliency_weights(b.mean))
+    assert sal.shape == (5, tutor.SAL_T, tutor.SAL_F)
+    np.testing.assert_allclose(sal.sum(axis=(1, 2)), 1.0, rtol=1e-4)
+    # deterministic mean = the model's eval output
+    with torch.no_grad():
+        ref = m(torch.from_numpy(_db(5)))["scores"].numpy()
+    np.testing.assert_allclose(b.mean, ref, atol=1e-5)
+    assert sc.score(_db(5), mc_samples=1).std.max() == 0
+
+
+def test_backbone_runs_once_per_window_and_mc_only_on_the_head():
+    backbone, head, _ = tutor.split_model(tiny_model())
+    calls = {"backbone": 0, "head": 0}
+    backbone.register_forward_hook(lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1))
+    head.register_forward_hook(lambda *a: calls.__setitem__("head", calls["head"] + 1))
+    tutor.TorchScorer(backbone, head).score(_db(6), mc_samples=20)
+    assert calls == {"backbone": 1, "head": 2}  # one deterministic pass + one batched MC pass
+
+
+def test_saliency_weights_pick_the_worst_problem_dims():
+    mean = np.full((1, 19), 4 / 7)
+    mean[0, dims.by_key("timing").index] = 0.95  # very unstable
+    mean[0, dims.by_key("balance").index] = 0.2  # very disproportioned (problem pole: low)
+    mean[0, dims.by_key("mood_valence").index] = 1.0  # no problem pole: never chosen
+    w = tutor.saliency_weights(mean, top_k=2)
+    assert w[0, dims.by_key("timing").index] == 1 and w[0, dims.by_key("balance").index] == -1
+    assert np.count_nonzero(w) == 2
+
+
+class LinearCal:
+    def transform(self, s):
+        return np.asarray(s) * 2.0
+
+
+def test_calibrated_std_follows_the_slope_and_pooling():
+    raw = np.full((4, 19), 0.3)
+    std = np.full((4, 19), 0.05)
+    np.testing.assert_allclose(tutor.calibrate_std(LinearCal(), raw, std), 0.1, rtol=1e-5)
+    vals = np.array([0.1, 0.2, 0.3, 0.4, 10.0])  # one outlier window
+    s = tutor.WindowSeries(
+        start_sec=np.arange(5.0), raw=np.tile(vals[:, None], 19), scores=np.tile(vals[:, None], 19),
+        std=np.zeros((5, 19)), saliency=np.zeros((5, 16, 16)), pad_fraction=np.zeros(5),
+        valid=np.ones(5, bool), duration_sec=8.0, hop_sec=1.0)
+    p = tutor.pool(s, trim=0.2)
+    assert p.median[0] == pytest.approx(0.3) and p.trimmed_mean[0] == pytest.approx(0.3)
+    assert p.quantiles.shape == (5, 19) and p.spread[0] == pytest.approx(0.2)
+
+
+def test_score_windows_streams_and_per_bar_weighting():
+    y = (np.random.default_rng(0).normal(0, 0.1, 22050 * 8)).astype(np.float32)
+    w = windows_from_waveform(y, 1.0)
+    backbone, head, _ = tutor.split_model(tiny_model())
+    parts = [type(w)(w.db[:3], w.pad_mask[:3], w.start_sec[:3], 8.0),
+             type(w)(w.db[3:], w.pad_mask[3:], w.start_sec[3:], 8.0)]
+    seen = []
+    s = tutor.score_windows(parts, tutor.TorchScorer(backbone, head), Calibrator.identity(),
+                            hop_sec=1.0, mc_samples=4, batch_size=2, progress=seen.append)
+    assert len(s) == len(w) and s.scores.shape == (len(w), 19) and seen[-1] == pytest.approx(8.0)
+    assert s.valid.sum() == np.count_nonzero(w.pad_fraction <= 0.5)
+    # per-bar: a bar covered only by window 0 gets window 0's values
+    vals = np.arange(len(s), dtype=float)[:, None]
+    s.valid[:] = True
+    out, cov = tutor.per_bar(s, np.array([0.0, 0.0]), np.array([0.5, WINDOW_SEC + 0.5]), vals)
+    assert out[0, 0] == pytest.approx(0.0) and cov[0] == pytest.approx(0.5)
+    assert 0 < out[1, 0] < 1
+
+
+def test_mark_quiet_excludes_a_silent_gap():
+    from crescendai.audio import FRAME_SEC
+
+    s = tutor.WindowSeries(
+        start_sec=np.arange(10.0), raw=np.zeros((10, 19)), scores=np.zeros((10, 19)),
+        std=np.zeros((10, 19)), saliency=np.zeros((10, 16, 16)), pad_fraction=np.zeros(10),
+        valid=np.ones(10, bool), duration_sec=13.0, hop_sec=1.0)
+    level = np.zeros(int(13 / FRAME_SEC))
+    level[int(3 / FRAME_SEC): int(9.5 / FRAME_SEC)] = -90  # silence from 3 s to 9.5 s
+    tutor.mark_quiet(s, level)
+    assert list(np.flatnonzero(~s.valid)) == [3, 4, 5, 6]
+
+
+def test_load_bundle_errors_and_success(tmp_path):
+    with pytest.raises(tutor.ModelError, match="dvc repro"):
+        tutor.load_bundle(tmp_path / "nothing")
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "model.pt").write_bytes(b"not a model")
+    with pytest.raises(tutor.ModelError, match="cannot load the model"):
+        tutor.load_bundle(bad)
+    b = tutor.load_bundle(save_tiny_bundle(tmp_path / "ok"))
+    assert not isinstance(b.calibration, tutor.IdentityCalibration)
+    assert b.scorer.score(_db(2), mc_samples=3).mean.shape == (2, 19)
+
+
+def test_add_saliency_only_for_targets(tmp_path):
+    from tutor_fixtures import piece, render, write_audio
+
+    audio = write_audio(tmp_path / "a.wav", render(piece(6, 3, 100, seed=2)))
+    backbone, head, _ = tutor.split_model(tiny_model())
+    sc = tutor.TorchScorer(backbone, head)
+    s = tutor.analyze_windows_of_file(audio, sc, Calibrator.identity(), mc_samples=2)
+    assert not s.saliency_done.any()
+    w = np.zeros(19, np.float32)
+    w[0] = 1
+    tutor.add_saliency(audio, s, sc, [(np.array([2, 3, 4]), w), (np.array([7]), w)], max_windows=3)
+    assert s.saliency_done.sum() == 3 and not s.saliency_done[:2].any()
+    done = s.saliency[s.saliency_done].astype(np.float32)
+    np.testing.assert_allclose(done.sum(axis=(1, 2)), 1.0, rtol=1e-2)
