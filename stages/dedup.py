@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from crescendai.config import load_params, seed_everything
@@ -25,7 +26,7 @@ from crescendai.dedup import (
     span_overlap_pairs,
     write_pairs,
 )
-from crescendai.fingerprint import fingerprint_file
+from crescendai.fingerprint import fingerprint, fingerprint_file
 from crescendai.io_utils import atomic_write, write_json
 
 
@@ -49,6 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     records = read_manifests(sorted(Path(args.manifests).glob("*.jsonl")))
     paths = [r.path for r in records]
     t0 = time.perf_counter()
+    fingerprint(np.sin(np.arange(22050, dtype=np.float32) * 0.3))  # warm librosa once; forked workers inherit
     with mp.get_context("fork").Pool(params.dedup.workers) as pool:
         fps = list(tqdm(pool.imap(_fp, paths, chunksize=4), total=len(paths), desc="fingerprint"))
     bad = [f for f in fps if isinstance(f, Exception)]

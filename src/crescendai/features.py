@@ -112,6 +112,14 @@ def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np
     return t.idx, w.db.astype(t.dtype), w.pad_fraction, w.start_sec, prox
 
 
+def warm_up() -> None:
+    """Pay librosa's one-off first-call cost (lazy imports, filter banks; seconds) once in the parent,
+    so forked workers inherit it instead of each paying it."""
+    y = (0.01 * np.sin(np.arange(SAMPLE_RATE) * 0.3)).astype(np.float32)
+    S = mel_power(y)
+    audio_proxies(S, np.zeros(1))
+
+
 def _safe(t: _Task):
     try:
         return _item_windows(t)
@@ -213,6 +221,7 @@ def build_feature_set(
     pos = 0
     t0 = time.perf_counter()
     stats = BuildStats(n_items=len(records))
+    warm_up()
     pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(tasks) > 1 else None
     try:
         results = pool.imap(_safe, tasks, chunksize=1) if pool else map(_safe, tasks)

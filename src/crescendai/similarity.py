@@ -9,8 +9,9 @@ rms_db              dBFS       RMS over the recording (mean frame power, 2048/51
 centroid_hz         Hz         mean spectral centroid over audible frames
 rolloff_hz          Hz         mean 85 % spectral roll-off over audible frames
 loudness_range_db   dB         95th − 5th percentile of audible frame RMS
-rt60_proxy_sec      s          60 / median decay rate (dB/s) of the RMS envelope over the 0.25 s after
-                               each energy peak (reverberant rooms decay slower); clipped to [0, 10]
+rt60_proxy_sec      s          60 / the fastest decay of the RMS envelope (5th percentile of its dB/s
+                               slope over 0.25 s spans, loud frames): damped notes, where the room's
+                               tail shows; reverberant rooms decay slower; clipped to [0, 10]
 onset_density       1/s        librosa onsets per second
 ==================  =========  =======================================================================
 
@@ -54,19 +55,13 @@ def describe(y: np.ndarray, sr: int = SAMPLE_RATE) -> dict[str, float]:
     cent = librosa.feature.spectral_centroid(S=S, sr=sr)[0]
     roll = librosa.feature.spectral_rolloff(S=S, sr=sr, roll_percent=0.85)[0]
     onsets = librosa.onset.onset_detect(y=y, sr=sr, hop_length=hop, units="time")
-    # RT60 proxy: decay slope after energy peaks
+    # RT60 proxy: the fastest sustained decays of the RMS envelope (0.25 s spans)
     fr = sr / hop
     k = max(2, int(0.25 * fr))
-    peaks = librosa.util.peak_pick(rms_db, pre_max=3, post_max=3, pre_avg=3, post_avg=5, delta=3.0, wait=5)
-    slopes = []
-    t = np.arange(k) / fr
-    for p in peaks:
-        seg = rms_db[p : p + k]
-        if seg.size == k and seg[0] > rms_db.max() - 40:
-            slope = np.polyfit(t, seg, 1)[0]
-            if slope < -1.0:
-                slopes.append(slope)
-    rt60 = float(np.clip(-60.0 / np.median(slopes), 0.0, 10.0)) if slopes else 10.0
+    slopes = (rms_db[k:] - rms_db[:-k]) / (k / fr)  # dB/s
+    loud = rms_db[:-k] > rms_db.max() - 40.0
+    falling = slopes[loud & (slopes < -1.0)]
+    rt60 = float(np.clip(-60.0 / np.percentile(falling, 5), 0.0, 10.0)) if falling.size >= 5 else 10.0
     a = audible if audible.any() else np.ones_like(audible)
     return {
         "rms_db": float(10 * np.log10(max(float(np.mean(rms**2)), 1e-12))),
