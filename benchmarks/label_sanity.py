@@ -30,10 +30,42 @@ from crescendai.synth.labels import DIRECT
 SR = 22050
 
 
+def _window_features(db: np.ndarray) -> np.ndarray:
+    """Level-invariant features of one contract window ``db`` [128 time, 128 mel] (dB re max)."""
+    p = 10 ** (db / 10)
+    spec = 10 * np.log10(p.mean(0) + 1e-10)  # [128] long-term spectrum of the window
+    spec = spec - spec.max()
+    peak = int(np.argmax(spec[4:])) + 4
+    above = np.arange(peak, 128)
+    slope = np.polyfit(above, spec[peak:], 1)[0] if len(above) > 4 else 0.0  # tilt above the peak
+    frame = 10 * np.log10(p.mean(1) + 1e-10)  # [128] frame energy
+    hi = 10 * np.log10(p[:, 80:].mean(1) + 1e-10)
+    mid = 10 * np.log10(p[:, 30:60].mean(1) + 1e-10)
+    flux = np.maximum(np.diff(db, axis=0), 0).mean(1)  # [127]
+    thr = np.percentile(flux, 80)
+    on = [t for t in range(1, 122) if flux[t - 1] >= thr and flux[t - 1] >= flux[max(0, t - 2):t + 1].max()]
+    if on:
+        on_a = np.asarray(on)
+        attack_hi = float(np.mean(hi[on_a] - hi[on_a + 4]))  # how fast the top band decays after onsets
+        attack_mid = float(np.mean(mid[on_a] - mid[on_a + 4]))
+        on_spread = float(np.std(frame[on_a]))
+    else:
+        attack_hi = attack_mid = on_spread = 0.0
+    runmax = np.array([frame[max(0, t - 8):t + 1].max() for t in range(128)])
+    drop = frame - runmax
+    dens = (db > db.max(1, keepdims=True) - 30).mean(1)
+    return np.array([
+        slope, spec[96:].mean(), spec[64:96].mean(), spec[8:30].mean() - spec[35:60].mean(),
+        attack_hi, attack_mid, attack_hi - attack_mid, on_spread,
+        (drop < -15).mean(), (drop < -25).mean(), np.median(drop), dens.mean(), dens.std(),
+        np.polyfit(np.arange(128), frame, 1)[0],
+    ])
+
+
 def features(y: np.ndarray) -> np.ndarray:
-    """1-D feature vector of one recording (level-invariant)."""
+    """1-D feature vector of one recording (level-invariant: every window is dB re its own max)."""
     w = windows_from_waveform(y, hop_sec=1.0)
-    db = w.db[~w.pad_mask.all(axis=1)]  # [N, 128 time, 128 mel]
+    db = w.db[~w.pad_mask.all(axis=1)].astype(np.float64)  # [N, 128 time, 128 mel]
     bands = db.reshape(len(db), 128, 16, 8).mean(axis=(1, 3))  # [N, 16]
     frame = db.mean(axis=2)  # [N, 128] frame energy (dB re window max)
     hi = db[:, :, 80:].mean(axis=2) - db[:, :, :40].mean(axis=2)  # [N, 128] hi-lo contrast
@@ -41,24 +73,34 @@ def features(y: np.ndarray) -> np.ndarray:
     p = 10 ** (db / 10)
     centroid = (p * mel_idx).sum(2) / (p.sum(2) + 1e-9)
     flux = np.maximum(np.diff(db, axis=1), 0).mean(axis=2)  # [N, 127]
+    wf = np.stack([_window_features(d) for d in db])  # [N, 14]
     onset_env = librosa.onset.onset_strength(y=y, sr=SR)
     onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=SR, units="time")
     ioi = np.diff(onsets) if len(onsets) > 2 else np.array([0.5, 0.5])
     dur = len(y) / SR
     reg = np.std(np.diff(np.log(ioi + 1e-3))) if len(ioi) > 2 else 0.0
+    lr = np.log2((ioi[1:] + 1e-3) / (ioi[:-1] + 1e-3)) if len(ioi) > 2 else np.zeros(1)
+    near = lr[np.abs(lr) < 0.6]  # consecutive intervals notated alike: their ratio spread is jitter
+    jit = float(np.std(near)) if len(near) > 2 else 0.0
     f = [
         *bands.mean(0), *bands.std(0),
         frame.std(1).mean(), (np.percentile(frame, 90, 1) - np.percentile(frame, 10, 1)).mean(),
         hi.mean(), hi.std(1).mean(), centroid.mean(), centroid.std(1).mean(),
         flux.mean(), np.percentile(flux, 95, 1).mean(), (frame < -45).mean(),
         len(onsets) / dur, np.median(ioi), reg, onset_env.std() / (onset_env.mean() + 1e-9),
+        *wf.mean(0), *wf.std(0), jit, np.mean(np.abs(near)) if len(near) else 0.0,
     ]
     return np.asarray(f, dtype=np.float64)
 
 
-def main() -> int:
-    gen = Path("data/generated/labelled/meta.jsonl")
-    audio = Path("data/audio/synthetic")
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--meta", default="data/generated/labelled/meta.jsonl", help="labelled meta.jsonl")
+    ap.add_argument("--audio", default="data/audio/synthetic", help="folder of <name>.flac")
+    a = ap.parse_args(argv)
+    gen, audio = Path(a.meta), Path(a.audio)
     if not gen.is_file() or not audio.is_dir():
         print("run `uv run dvc repro render` first", file=sys.stderr)
         return 2

@@ -48,8 +48,8 @@ class Channel:
 
 
 def sample_room(rng: np.random.Generator, rt60_min: float, rt60_max: float, noise_db: float) -> Channel:
-    """A room/mic channel with RT60 uniform in [rt60_min, rt60_max]."""
-    return Channel("room", float(rng.uniform(rt60_min, rt60_max)), float(rng.uniform(0.5, 6.0)),
+    """A room/mic channel with RT60 uniform in [rt60_min, rt60_max] and mic distance 0.5–4 m."""
+    return Channel("room", float(rng.uniform(rt60_min, rt60_max)), float(rng.uniform(0.5, 4.0)),
                    float(rng.uniform(-12.0, -1.0)), float(noise_db + rng.uniform(-6.0, 6.0)), 0.0, 0.0,
                    int(rng.integers(2**31)))
 

@@ -11,8 +11,11 @@ scaled by :func:`~crescendai.synth.notes.velocity_gain`, and cut by the damper:
 
 While the pedal is down, all strings are free: the pedal-gated mix excites a bank of open-string
 resonances (sympathetic resonance), which the dampers silence again when the pedal lifts.
-``touch`` (0 = pressed/cushioned, 1 = struck/hard) adds finger-key impact noise at each onset and
-tilts the spectrum (+/-4 dB above 2 kHz), cues that survive level normalisation.
+``touch`` (0 = pressed/cushioned, 1 = struck/hard) adds finger-key / key-bed impact noise at each
+onset (a percussive attack), shifts the hammer spectrum as if struck ±12 velocity units harder at the
+same loudness, and tilts the mix ±2 dB above 2 kHz: cues that survive level normalisation. The
+timbre of each note interpolates between the two cached velocity layers around its (touch-shifted)
+velocity, so brightness changes continuously with velocity.
 """
 
 from __future__ import annotations
@@ -25,15 +28,19 @@ from scipy.signal import fftconvolve, sosfilt
 from crescendai.midi import Note, Performance
 from crescendai.synth.notes import (
     impact_click,
+    layer_blend,
     midi_to_hz,
-    note_wave,
+    note_layers,
     velocity_gain,
-    velocity_layer,
 )
 from crescendai.synth.pianos import PianoModel
 
 NO_DAMPER_ABOVE: int = 88
 TAIL_SEC: float = 1.5
+TOUCH_CLICK_MAX: float = 0.8
+"""Impact-noise peak relative to the note's own gain at touch 1 (scaled by touch^1.5)."""
+TOUCH_SHELF_DB: float = 4.0
+"""High-shelf (> 2 kHz) gain span from touch 0 to touch 1 (±2 dB)."""
 
 
 def _pedal_up_after(perf: Performance, t: float) -> float:
@@ -118,26 +125,34 @@ def body_sos(model: PianoModel, sr: int) -> np.ndarray:
     return np.concatenate([_peaking_sos(f, g, q, sr) for f, g, q in model.body])
 
 
-def _place(out: np.ndarray, note: Note, damp: float, model: PianoModel, sr: int) -> None:
-    wave = note_wave(model, int(np.clip(note.pitch, 21, 108)), velocity_layer(note.velocity), sr)
+TOUCH_TIMBRE_VEL: float = 24.0
+"""Velocity units of hammer-spectrum shift between the softest (0) and hardest (1) touch: a struck
+key moves the hammer faster for the same loudness, so the timbre is that of a ±12 velocity note."""
+
+
+def _place(out: np.ndarray, note: Note, damp: float, model: PianoModel, sr: int, touch: float = 0.5) -> None:
+    lo, hi, w = layer_blend(note.velocity + TOUCH_TIMBRE_VEL * (touch - 0.5))
+    layers = note_layers(model, int(np.clip(note.pitch, 21, 108)), sr)
     start = int(round(note.onset_sec * sr))
     if start >= len(out):
         return
     tau = model.damper_tau * 2.0 ** (-(note.pitch - 60) / 36.0)
+    n_wave = layers.shape[1]
     if np.isfinite(damp):
         d = max(int(round((damp - note.onset_sec) * sr)), 1)
-        length = min(len(wave), d + int(5 * tau * sr), len(out) - start)
+        length = min(n_wave, d + int(5 * tau * sr), len(out) - start)
     else:
-        d = len(wave)
-        length = min(len(wave), len(out) - start)
+        d = n_wave
+        length = min(n_wave, len(out) - start)
     if length <= 0:
         return
-    seg = wave[:length] * np.float32(velocity_gain(note.velocity))
+    g = np.float32(velocity_gain(note.velocity))
+    seg = layers[lo, :length] * (g * np.float32(1.0 - w)) + layers[hi, :length] * (g * np.float32(w))
     if d < length:
         tail = np.exp(-np.arange(length - d, dtype=np.float32) / np.float32(tau * sr))
         seg[d:] *= tail
     fade = min(length, int(0.05 * sr))  # cached-length cap or buffer end: short fade, no click
-    if length == len(wave) or length == len(out) - start:
+    if length == n_wave or length == len(out) - start:
         seg[length - fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
     out[start:start + length] += seg
 
@@ -166,15 +181,16 @@ def render_performance(
     if not perf.notes:
         return out
     for note, damp in zip(perf.notes, damper_times(perf), strict=True):
-        _place(out, note, damp, model, sr)
+        _place(out, note, damp, model, sr, touch)
     if touch > 0:
         click = impact_click(sr)
         clicks = np.zeros(n, dtype=np.float32)
+        level = TOUCH_CLICK_MAX * touch**1.5
         for note in perf.notes:
             s = int(round(note.onset_sec * sr))
             m = min(len(click), n - s)
             if m > 0:
-                clicks[s:s + m] += click[:m] * np.float32(velocity_gain(note.velocity) * 0.25 * touch**2)
+                clicks[s:s + m] += click[:m] * np.float32(velocity_gain(note.velocity) * level)
         out += clicks
     if perf.pedal and model.sympathetic > 0:
         gate = pedal_gate(perf, n, sr)
@@ -182,5 +198,5 @@ def render_performance(
             res = fftconvolve(out * gate, sympathetic_ir(model, sr))[:n].astype(np.float32)
             out += np.float32(model.sympathetic * 6.0) * res * gate
     out = sosfilt(body_sos(model, sr), out)
-    out = sosfilt(high_shelf_sos(2000.0, 8.0 * (touch - 0.5), sr), out)
+    out = sosfilt(high_shelf_sos(2000.0, TOUCH_SHELF_DB * (touch - 0.5), sr), out)
     return out.astype(np.float32)

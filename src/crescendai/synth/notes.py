@@ -6,9 +6,10 @@ Physics, simplified:
   min(Nyquist, 10 kHz); two unison strings per partial detuned by ``detune_cents`` (beating);
 - two-stage decay per partial ``a_k(t) = A_k [w e^{-t/τ1_k} + (1-w) e^{-t/τ2_k}]`` (fast prompt sound,
   slow aftersound); decay times shorten with pitch and with partial number;
-- velocity-dependent spectrum: ``A_k = k^-(tilt + 0.7(1-v)) / (1 + (f_k / f_c)²)`` with the
-  hammer-felt cutoff ``f_c`` rising ≈ 20× from pp to ff (harder strike = brighter: the cue that
-  survives level normalisation), times the model's brightness;
+- velocity-dependent spectrum: ``A_k = k^-(tilt + 1.4(1-v)) / (1 + (f_k / f_c)²)`` with the
+  hammer-felt cutoff ``f_c`` rising 2^(6v) (≈ 40× from pp to ff; harder strike = brighter: the cue
+  that survives level normalisation, and it dominates the piano-to-piano colour differences), times
+  the model's brightness;
 - hammer noise: a short low-passed noise burst and a soundboard thump, stronger and brighter with
   velocity.
 
@@ -35,6 +36,14 @@ MAX_NOTE_SEC: float = 5.0
 def velocity_layer(velocity: float) -> int:
     """MIDI velocity 1–127 → layer 0..N_LAYERS-1."""
     return int(np.clip(int(velocity) * N_LAYERS // 128, 0, N_LAYERS - 1))
+
+
+def layer_blend(velocity: float) -> tuple[int, int, float]:
+    """(lower layer, upper layer, weight of the upper one): linear interpolation between the two
+    layers whose centre velocities bracket ``velocity``, so timbre changes continuously with it."""
+    x = float(np.clip(velocity * N_LAYERS / 128.0 - 0.5, 0.0, N_LAYERS - 1))
+    lo = min(int(x), N_LAYERS - 2)
+    return lo, lo + 1, x - lo
 
 
 def layer_velocity(layer: int) -> float:
@@ -87,8 +96,8 @@ def note_layers(model: PianoModel, pitch: int, sr: int = 22050) -> np.ndarray:
     t = np.arange(n, dtype=np.float32) / np.float32(sr)
     B = model.inharmonicity(pitch)
     tau_fast, tau_slow = decay_times(model, pitch)
-    fc = model.brightness * (450.0 + 250.0 * (pitch - 21) / 12.0) * 2.0 ** (4.5 * vels)  # [L]
-    tilt = model.spectral_tilt + 0.7 * (1.0 - vels)  # [L] soft strikes roll off faster
+    fc = model.brightness * (300.0 + 200.0 * (pitch - 21) / 12.0) * 2.0 ** (6.0 * vels)  # [L]
+    tilt = model.spectral_tilt + 1.4 * (1.0 - vels)  # [L] soft strikes roll off faster
     detune = 2.0 ** (model.detune_cents / 1200.0)
     rng = np.random.default_rng([pitch, sr, int(model.b_low * 1e7), int(model.detune_cents * 100)])
     out = np.zeros((N_LAYERS, n), dtype=np.float32)
@@ -145,8 +154,9 @@ def impact_click(sr: int = 22050) -> np.ndarray:
     rng = np.random.default_rng(7 + sr)
     n = int(0.02 * sr)
     t = np.arange(n, dtype=np.float32) / sr
-    x = rng.standard_normal(n).astype(np.float32) * np.exp(-t / 0.003)
-    x = sosfilt(butter(2, [800.0, min(0.45 * sr, 8000.0)], btype="band", fs=sr, output="sos"), x)
+    x = rng.standard_normal(n).astype(np.float32) * np.exp(-t / 0.005)
+    x = sosfilt(butter(2, [1500.0, min(0.45 * sr, 9000.0)], btype="band", fs=sr, output="sos"), x)
+    x = x / (float(np.max(np.abs(x))) or 1.0) + 0.5 * np.sin(2 * np.pi * 110.0 * t) * np.exp(-t / 0.008)  # key-bed thud
     x = x.astype(np.float32)
     x /= float(np.max(np.abs(x))) or 1.0
     x.setflags(write=False)

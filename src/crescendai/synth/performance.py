@@ -9,13 +9,14 @@ tempo_factor        0.75–1.3   multiplies the notated tempo
 drift               ±0.2       relative tempo change from start to end (accelerando > 0)
 rubato              0–0.35     phrase-arch tempo bending (slower at phrase starts/ends) and
                                phrase-final lengthening
-jitter_ms           2–40       random onset deviation (std) per chord
-asynchrony_ms       2–40       melody lead over the accompaniment + spread within chords
-articulation        0.35–1.15  played duration / notated duration (staccato … overlapping legato)
+jitter_ms           3–70       random onset deviation (std) per chord (unsteady timing)
+asynchrony_ms       2–30       melody lead over the accompaniment + spread within chords
+articulation        0.25–1.15  played duration / notated duration (staccato … overlapping legato)
 velocity_level      30–105     mean MIDI velocity
-velocity_range      3–35       amplitude of the phrase crescendo/diminuendo arch (velocity units)
+velocity_range      3–45       amplitude of the phrase crescendo/diminuendo arch (velocity units)
 velocity_variance   1–16       random per-note velocity deviation (std) + abrupt jumps
-balance             -10–30     melody minus accompaniment velocity
+balance             -15–20     melody minus accompaniment velocity (accompaniment drowning the
+                               melody … melody clearly projected)
 pedal_amount        0–1        share of harmonies played with the sustain pedal down
 pedal_sync          0–1        probability a pedal change follows a harmony change (clean)
 touch               0–1        pressed (0) … struck (1) touch: rendered as impact noise and
@@ -40,18 +41,20 @@ RANGES: dict[str, tuple[float, float]] = {
     "tempo_factor": (0.75, 1.3),
     "drift": (-0.2, 0.2),
     "rubato": (0.0, 0.35),
-    "jitter_ms": (2.0, 40.0),
-    "asynchrony_ms": (2.0, 40.0),
-    "articulation": (0.35, 1.15),
+    "jitter_ms": (3.0, 70.0),
+    "asynchrony_ms": (2.0, 30.0),
+    "articulation": (0.25, 1.15),
     "velocity_level": (30.0, 105.0),
-    "velocity_range": (3.0, 35.0),
+    "velocity_range": (3.0, 45.0),
     "velocity_variance": (1.0, 16.0),
-    "balance": (-10.0, 30.0),
+    "balance": (-15.0, 20.0),
     "pedal_amount": (0.0, 1.0),
     "pedal_sync": (0.0, 1.0),
     "touch": (0.0, 1.0),
 }
 """Allowed range of every control."""
+ROLE_BALANCE: dict[str, float] = {"melody": 0.5, "accomp": -0.5, "bass": -0.25}
+"""Velocity offset of each role per unit of the ``balance`` control."""
 
 
 @dataclass(frozen=True)
@@ -114,7 +117,8 @@ class Rendition:
         performance: notes and pedal in seconds (starts at ``lead_in`` s).
         roles: per note (same order as ``performance.notes``): "melody" | "accomp" | "bass".
         nominal_dur_sec: per note, the notated duration under the performed tempo map.
-        timing_dev_sec: per note, onset deviation from the smooth tempo map (jitter + asynchrony).
+        timing_dev_sec: per note, the chord's random onset deviation from the smooth tempo map
+            (jitter; the deliberate melody lead / chord spread of ``asynchrony_ms`` is not included).
         bar_times, beat_times: seconds of every bar line / beat (first bar at ``lead_in``).
         harmony_times: seconds of every harmony change.
         pedal_held_changes: per harmony change, True when the pedal was held through it (blur).
@@ -180,14 +184,14 @@ def perform(piece: Piece, c: Controls, rng: np.random.Generator, lead_in: float 
         arch = np.sin(np.pi * np.clip(pos / 0.65, 0, 1)) if pos < 0.65 else np.cos(
             0.5 * np.pi * (pos - 0.65) / 0.35)
         vel = c.velocity_level + c.velocity_range * (arch - 0.5)
-        vel += {"melody": 0.5, "accomp": -0.5, "bass": -0.25}[sn.role] * c.balance
+        vel += ROLE_BALANCE[sn.role] * c.balance
         if abs(sn.onset_q % piece.bar_q) < 1e-6:
             vel += 2.0 + 6.0 * c.touch  # downbeat accent; harder touch accents harder
         vel += rng.normal(0, c.velocity_variance) + jumps[int(sn.onset_q / jump_len)]
         notes.append(Note(onset, onset + dur, sn.pitch, int(np.clip(round(vel), 1, 127))))
         roles.append(sn.role)
         nominal.append(t1 - t0)
-        devs.append(dev)
+        devs.append(groups[sn.onset_q])
     order = sorted(range(len(notes)), key=lambda i: (notes[i].onset_sec, notes[i].pitch))
     notes = [notes[i] for i in order]
     roles = [roles[i] for i in order]
