@@ -164,6 +164,24 @@ def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> Fra
 # ------------------------------------------------------------------------------------------
 
 
+def estimate_tempo(onset: np.ndarray, tempo_hint: float | None = None, block_sec: float = 30.0,
+                   max_blocks: int = 8) -> float:
+    """Tempo (bpm): median of librosa's tempo estimates on up to ``max_blocks`` blocks of
+    ``block_sec`` (a whole-file tempogram of a 60-minute recording would need ~1 GB)."""
+    import librosa
+
+    n = max(8, int(block_sec / FRAME_SEC))
+    starts = np.arange(0, max(1, onset.size - n // 2), n)
+    if starts.size > max_blocks:
+        starts = starts[np.linspace(0, starts.size - 1, max_blocks).round().astype(int)]
+    tempos = [
+        float(librosa.feature.tempo(onset_envelope=onset[a: a + n], sr=SAMPLE_RATE, hop_length=HOP_LENGTH,
+                                    start_bpm=float(tempo_hint) if tempo_hint else 120.0)[0])
+        for a in starts if np.any(onset[a: a + n] > 0)
+    ]
+    return float(np.median(tempos)) if tempos else float(tempo_hint or 120.0)
+
+
 def bars_from_beats(
     feats: FrameFeatures, meter: Meter = Meter(), tempo_hint: float | None = None
 ) -> BarGrid:
@@ -179,9 +197,9 @@ def bars_from_beats(
     none = BarGrid(np.zeros(0, int), np.zeros(0), np.zeros(0), "none", True, meter)
     if feats.onset.size < 8 or not np.any(feats.onset > 0):
         return none
-    tempo, beats = librosa.beat.beat_track(
-        onset_envelope=feats.onset, sr=SAMPLE_RATE, hop_length=HOP_LENGTH,
-        start_bpm=float(tempo_hint) if tempo_hint else 120.0, units="frames",
+    tempo = estimate_tempo(feats.onset, tempo_hint)
+    _, beats = librosa.beat.beat_track(
+        onset_envelope=feats.onset, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, bpm=tempo, units="frames",
     )
     beats = np.asarray(beats, int)
     m = meter.beats

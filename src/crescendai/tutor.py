@@ -542,21 +542,27 @@ def add_saliency(
             runs[-1].append(i)
         else:
             runs.append([i])
+    dbs, masks, ids = [], [], []
     for run in runs:
         t0 = float(series.start_sec[run[0]])
         t1 = min(series.duration_sec, float(series.start_sec[run[-1]]) + WINDOW_SEC)
         try:
             w = windows_from_waveform(read_segment(path, t0, t1), series.hop_sec)
-        except AudioError:
+        except AudioError:  # e.g. a silent segment
             continue
         n = min(len(w), len(run))
-        for lo in range(0, n, batch_size):
-            sl = slice(lo, min(n, lo + batch_size))
-            ids = run[sl]
-            weights = np.stack([chosen[i] for i in ids])
-            sal = scorer.saliency(w.db[sl], weights, pad_mask=w.pad_mask[sl])
-            series.saliency[ids] = sal.astype(np.float16)
-            series.saliency_done[ids] = True
+        dbs.append(w.db[:n])
+        masks.append(w.pad_mask[:n])
+        ids += run[:n]
+    if not ids:
+        return
+    db, mask = np.concatenate(dbs), np.concatenate(masks)
+    weights = np.stack([chosen[i] for i in ids])
+    for lo in range(0, len(ids), batch_size):
+        sl = slice(lo, lo + batch_size)
+        sal = scorer.saliency(db[sl], weights[sl], pad_mask=mask[sl])
+        series.saliency[ids[sl]] = sal.astype(np.float16)
+        series.saliency_done[ids[sl]] = True
 
 
 def saliency_targets(series: WindowSeries, lines: list, units, pooled_median: np.ndarray,
