@@ -25,7 +25,7 @@ def pp(tmp_path, perf, tone):
     labels["Schubert_D935_no.3_4bars_2_1"] = [4 / 7] * 19 + [3.0]
     (root / "labels").mkdir(parents=True)
     (root / "labels" / MEAN_FILE).write_text(json.dumps(labels))
-    (root / "labels" / STD_FILE).write_text(json.dumps({n: [0.1] * 19 + [0.0] for n in labels}))
+    (root / "labels" / STD_FILE).write_text(json.dumps({n: [0.1] * 19 for n in labels}))
     audio = tmp_path / "audio/percepiano"
     for n in [*NAMES, " Schubert_D935_no.3_4bars_2_1", "Schubert_D935_no.3_4bars_2_9"]:
         tone(audio / f"{n}.flac")
@@ -39,7 +39,7 @@ def test_reads_records(pp):
     assert len(res.records) == 4 and set(by) == {*NAMES, "Schubert_D935_no.3_4bars_2_1"}
     r = by["Schubert_D960_mv3_8bars_3_15"]
     assert (r.performer_id, r.piece_id, r.segment_id, r.license) == ("3", "Schubert_D960_mv3", "8bars_15", "MIT")
-    assert r.labels == [0.5] * 19 and r.extra["pianist_index"] == 0
+    assert r.labels == [0.5] * 19 and r.extra["pianist_index"] == 0 and r.extra["label_std"] == [0.1] * 19
     assert r.extra["midi_offset_sec"] == pytest.approx(-0.8)  # render moves the first note to 0.2 s
     assert by["Schubert_D960_mv3_8bars_Score_15"].extra["deadpan"]
     assert "deadpan" in by["Schubert_D960_mv3_8bars_Score_15"].notes

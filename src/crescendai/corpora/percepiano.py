@@ -82,6 +82,25 @@ def midi_offset(midi: Path, lead_sec: float, corpus: str) -> float:
     return round(lead_sec - min(n.onset_sec for n in perf.notes), 6)
 
 
+def read_stds(path: Path, corpus: str) -> dict[str, list[float]]:
+    """The rater-std file: name → 19 stds (upstream has 19 values per entry; a 20th index is ignored).
+    Empty when the file is absent (it is optional)."""
+    import json
+
+    if not path.is_file():
+        return {}
+    try:
+        raw = json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise CorpusError(f"corpora.{corpus}: {path} is not valid JSON ({err})") from None
+    out = {}
+    for k, v in raw.items():
+        if not isinstance(v, list) or len(v) < 19 or not all(isinstance(x, int | float) for x in v[:19]):
+            raise CorpusError(f"corpora.{corpus}: {path}: entry {k!r} must hold 19 numbers")
+        out[k.strip()] = [float(x) for x in v[:19]]
+    return out
+
+
 RENDER_LEAD_SEC: float = 0.2
 """The render stage starts external MIDI at its first note minus this lead
 (``crescendai.synth.render.trim_performance_start``)."""
@@ -122,8 +141,7 @@ def read_percepiano_layout(
     mean_file = require_file(root / LABEL_SUBDIR / MEAN_FILE, corpus, LAYOUT)
     try:
         labels = {k.strip(): v for k, v in read_labels(mean_file).items()}
-        std_path = root / LABEL_SUBDIR / STD_FILE
-        stds = {k.strip(): v for k, v in read_labels(std_path).items()} if std_path.is_file() else {}
+        stds = read_stds(root / LABEL_SUBDIR / STD_FILE, corpus)
     except LabelFileError as err:
         raise CorpusError(f"corpora.{corpus}: {err}") from None
     midis = sorted(midi_dir.glob("*.mid"))
