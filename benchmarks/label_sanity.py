@@ -54,7 +54,13 @@ def _window_features(db: np.ndarray) -> np.ndarray:
     runmax = np.array([frame[max(0, t - 8):t + 1].max() for t in range(128)])
     drop = frame - runmax
     dens = (db > db.max(1, keepdims=True) - 30).mean(1)
-    return np.array([
+    low = p[:, :90]  # fundamentals and low partials: which register carries the loud frames?
+    cen = (low * np.arange(90)).sum(1) / (low.sum(1) + 1e-12)
+    cc = float(np.corrcoef(frame, cen)[0, 1]) if frame.std() > 1e-6 and cen.std() > 1e-6 else 0.0
+    lin = db[:, :90] + 80.0
+    reg_shift = float((low.sum(0) @ np.arange(90)) / (low.sum() + 1e-12)
+                      - (lin.sum(0) @ np.arange(90)) / (lin.sum() + 1e-12))
+    return np.array([cc, reg_shift,
         slope, spec[96:].mean(), spec[64:96].mean(), spec[8:30].mean() - spec[35:60].mean(),
         attack_hi, attack_mid, attack_hi - attack_mid, on_spread,
         (drop < -15).mean(), (drop < -25).mean(), np.median(drop), dens.mean(), dens.std(),
@@ -73,7 +79,7 @@ def features(y: np.ndarray) -> np.ndarray:
     p = 10 ** (db / 10)
     centroid = (p * mel_idx).sum(2) / (p.sum(2) + 1e-9)
     flux = np.maximum(np.diff(db, axis=1), 0).mean(axis=2)  # [N, 127]
-    wf = np.stack([_window_features(d) for d in db])  # [N, 14]
+    wf = np.stack([_window_features(d) for d in db])  # [N, 16]
     onset_env = librosa.onset.onset_strength(y=y, sr=SR)
     onsets = librosa.onset.onset_detect(onset_envelope=onset_env, sr=SR, units="time")
     ioi = np.diff(onsets) if len(onsets) > 2 else np.array([0.5, 0.5])

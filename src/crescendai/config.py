@@ -45,8 +45,8 @@ def _choices(*values: Any) -> dict[str, Any]:
 class GenerateParams:
     """The embedded synthetic corpus (see ``crescendai.synth``)."""
 
-    n_performers: int = field(default=8, metadata=_rng(2, 10_000))
-    n_pieces: int = field(default=12, metadata=_rng(1, 10_000))
+    n_performers: int = field(default=10, metadata=_rng(2, 10_000))
+    n_pieces: int = field(default=10, metadata=_rng(1, 10_000))
     bars_per_segment: int = field(default=4, metadata=_rng(1, 64))
     n_ssl_pieces: int = field(default=40, metadata=_rng(0, 100_000))
     ssl_duration_sec: float = field(default=30.0, metadata=_rng(3.0, 3600.0))

@@ -39,8 +39,8 @@ _PLAYER0 = {LABELLED: 1, SSL: 101, PHONE: 201}
 class CorpusSpec:
     """Sizes of the three sets (mirrors ``params.generate``)."""
 
-    n_performers: int = 8
-    n_pieces: int = 12
+    n_performers: int = 10
+    n_pieces: int = 10
     bars_per_segment: int = 4
     n_ssl_pieces: int = 40
     ssl_duration_sec: float = 30.0

@@ -19,13 +19,13 @@ Direct dimensions (one audible cause each):
  3     pedal_amount            share of the span with the pedal down
  4     pedal_clarity (blur ↑)  0.7 share of harmony changes held through the pedal + 0.3 pedal share
  7     timbre_brightness       dark ↑: 1 − (0.6 hammer + 0.15 touch + 0.25 piano brightness),
-                               hammer = n(mean velocity + 24 (touch − ½), 25–110) (what the
+                               hammer = n(mean velocity + 14 (touch − ½), 25–110) (what the
                                synthesiser's hammer spectrum follows)
  8     timbre_loudness         n(mean velocity, 30–105)
 10     dynamic_range           n(p90 − p10 of velocity without the balance offsets, 5–50)
 11     pace (slow ↑)           1 − (0.55 n(tempo, 50–160 bpm) + 0.45 n(onsets/s, 2–14))
-13     balance (balanced ↑)    n(melody − accompaniment velocity, −12–16): an accompaniment that
-                               drowns the melody is "disproportioned"; the control stays ≤ +20,
+13     balance (balanced ↑)    n(melody − accompaniment velocity, −16–20): an accompaniment that
+                               drowns the melody is "disproportioned"; the control stays ≤ +24,
                                so over-projection is not generated (the label is monotone)
 =====  ======================  ==================================================================
 
@@ -142,7 +142,7 @@ def raw_scores(f: dict[str, float], c: Controls, piece: Piece, model: PianoModel
     u[10] = rng_
     u[11] = 1.0 - fast
     u[12] = 0.6 * rub + 0.4 * (1.0 - fast)
-    u[13] = _n(f["balance"], -12, 16)
+    u[13] = _n(f["balance"], -16, 20)
     u[14] = 0.4 * rng_ + 0.3 * rub + 0.15 * loud + 0.15 * minor
     u[15] = 0.45 * minor + 0.2 * (1 - fast) + 0.2 * u[7] + 0.15 * (1 - _n(f["pitch_mean"], 50, 75))
     u[16] = 0.4 * fast + 0.35 * loud + 0.25 * c.touch

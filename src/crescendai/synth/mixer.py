@@ -12,7 +12,7 @@ scaled by :func:`~crescendai.synth.notes.velocity_gain`, and cut by the damper:
 While the pedal is down, all strings are free: the pedal-gated mix excites a bank of open-string
 resonances (sympathetic resonance), which the dampers silence again when the pedal lifts.
 ``touch`` (0 = pressed/cushioned, 1 = struck/hard) adds finger-key / key-bed impact noise at each
-onset (a percussive attack), shifts the hammer spectrum as if struck ±12 velocity units harder at the
+onset (a percussive attack), shifts the hammer spectrum as if struck ±7 velocity units harder at the
 same loudness, and tilts the mix ±2 dB above 2 kHz: cues that survive level normalisation. The
 timbre of each note interpolates between the two cached velocity layers around its (touch-shifted)
 velocity, so brightness changes continuously with velocity.
@@ -125,9 +125,9 @@ def body_sos(model: PianoModel, sr: int) -> np.ndarray:
     return np.concatenate([_peaking_sos(f, g, q, sr) for f, g, q in model.body])
 
 
-TOUCH_TIMBRE_VEL: float = 24.0
+TOUCH_TIMBRE_VEL: float = 14.0
 """Velocity units of hammer-spectrum shift between the softest (0) and hardest (1) touch: a struck
-key moves the hammer faster for the same loudness, so the timbre is that of a ±12 velocity note."""
+key moves the hammer faster for the same loudness, so the timbre is that of a ±7 velocity note."""
 
 
 def _place(out: np.ndarray, note: Note, damp: float, model: PianoModel, sr: int, touch: float = 0.5) -> None:

@@ -13,9 +13,10 @@ jitter_ms           3–70       random onset deviation (std) per chord (unstead
 asynchrony_ms       2–30       melody lead over the accompaniment + spread within chords
 articulation        0.25–1.15  played duration / notated duration (staccato … overlapping legato)
 velocity_level      30–105     mean MIDI velocity
-velocity_range      3–45       amplitude of the phrase crescendo/diminuendo arch (velocity units)
-velocity_variance   1–16       random per-note velocity deviation (std) + abrupt jumps
-balance             -15–20     melody minus accompaniment velocity (accompaniment drowning the
+velocity_range      3–50       amplitude of the crescendo/diminuendo swell over each half phrase
+                               (velocity units; peak at 65 % of the swell)
+velocity_variance   1–10       random per-note velocity deviation (std) + abrupt jumps
+balance             -20–24     melody minus accompaniment velocity (accompaniment drowning the
                                melody … melody clearly projected)
 pedal_amount        0–1        share of harmonies played with the sustain pedal down
 pedal_sync          0–1        probability a pedal change follows a harmony change (clean)
@@ -45,9 +46,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "asynchrony_ms": (2.0, 30.0),
     "articulation": (0.25, 1.15),
     "velocity_level": (30.0, 105.0),
-    "velocity_range": (3.0, 45.0),
-    "velocity_variance": (1.0, 16.0),
-    "balance": (-15.0, 20.0),
+    "velocity_range": (3.0, 50.0),
+    "velocity_variance": (1.0, 10.0),
+    "balance": (-20.0, 24.0),
     "pedal_amount": (0.0, 1.0),
     "pedal_sync": (0.0, 1.0),
     "touch": (0.0, 1.0),
@@ -169,6 +170,7 @@ def perform(piece: Piece, c: Controls, rng: np.random.Generator, lead_in: float 
     nominal, devs = [], []
     # crude players jump: a piecewise-constant random offset per half bar, scaled by variance
     jump_len = piece.bar_q / 2
+    swell_q = phrase_q / 2 if piece.phrase_bars % 2 == 0 else phrase_q
     jumps = rng.normal(0.0, 0.6 * c.velocity_variance, int(piece.length_q / jump_len) + 2)
     for sn in piece.notes:
         t0 = float(t_of(sn.onset_q))
@@ -180,9 +182,8 @@ def perform(piece: Piece, c: Controls, rng: np.random.Generator, lead_in: float 
             dev += abs(rng.normal(0, c.asynchrony_ms / 1000.0 * 0.5))
         onset = t0 + dev
         dur = max(0.04, (t1 - t0) * c.articulation)
-        pos = (sn.onset_q % phrase_q) / phrase_q
-        arch = np.sin(np.pi * np.clip(pos / 0.65, 0, 1)) if pos < 0.65 else np.cos(
-            0.5 * np.pi * (pos - 0.65) / 0.35)
+        pos = (sn.onset_q % swell_q) / swell_q  # a swell per half phrase: 0 → 1 at 65 % → 0
+        arch = np.sin(0.5 * np.pi * pos / 0.65) if pos < 0.65 else np.cos(0.5 * np.pi * (pos - 0.65) / 0.35)
         vel = c.velocity_level + c.velocity_range * (arch - 0.5)
         vel += ROLE_BALANCE[sn.role] * c.balance
         if abs(sn.onset_q % piece.bar_q) < 1e-6:
