@@ -10,8 +10,11 @@ Search (:func:`find_pairs`) is two-step:
 2. **Verification at that offset** (±2 frames): ``chroma`` = mean cosine of chroma frames over the
    overlap, ``onset`` = Pearson correlation of the onset envelopes (timing: high only for the *same
    performance*), ``timbre`` = Pearson correlation of the log-mel frames (high only for the *same
-   signal*). ``score = (chroma + onset) / 2``; a pair is kept when ``score >= match_threshold`` and the
-   overlap lasts at least ``min(min_overlap_sec, 0.9 · shorter duration)``.
+   signal*). ``score = (chroma + onset) / 2``; a pair is kept when ``score >= match_threshold``, the
+   overlap lasts at least ``min(min_overlap_sec, 0.9 · shorter duration)``, and it is the same signal
+   (timbre >= 0.97 and chroma >= 0.95) or has one performance's timing (onset >= 0.92) — on PercePiano
+   renders, different players of one passage reach score 0.87 and onset 0.90, so score alone is not
+   enough.
 
 Kinds: ``exact`` (same bytes, or the same signal over both whole items), ``contained`` (the same
 signal, the shorter item inside the longer at ``offset_sec``), ``rerender`` (the same performance with
@@ -44,6 +47,12 @@ log = logging.getLogger(__name__)
 KINDS: tuple[str, ...] = ("exact", "contained", "rerender", "overlap")
 SAME_SIGNAL_TIMBRE: float = 0.9
 """Log-mel correlation above which two aligned stretches are the same signal (not a re-render)."""
+STRICT_SAME_SIGNAL: tuple[float, float] = (0.97, 0.95)
+"""(timbre, chroma) at or above which a match is accepted as the same signal whatever its onset
+correlation (a cut that is not frame-aligned lowers the onset correlation, not the spectra)."""
+RERENDER_MIN_ONSET: float = 0.92
+"""Otherwise the onset envelopes must correlate at least this much: on PercePiano, different players of
+one passage reach 0.90 at most, renders of one performance 0.97."""
 
 
 @dataclass(frozen=True)
@@ -197,6 +206,13 @@ def align_scores(fa: Fingerprint, fb: Fingerprint, offset: int, search: int = 2)
     return best
 
 
+def is_same_performance(s: dict[str, float]) -> bool:
+    """The same signal (:data:`STRICT_SAME_SIGNAL`) or timing that only one performance has
+    (:data:`RERENDER_MIN_ONSET`); different performers of one passage fail both."""
+    same_signal = s["timbre"] >= STRICT_SAME_SIGNAL[0] and s["chroma"] >= STRICT_SAME_SIGNAL[1]
+    return same_signal or s["onset"] >= RERENDER_MIN_ONSET
+
+
 def classify(s: dict[str, float], dur_a: float, dur_b: float, exact_bytes: bool = False) -> str:
     """Kind of a verified match from its scores and the two durations (see module docstring)."""
     if exact_bytes:
@@ -247,7 +263,7 @@ def find_pairs(
         fa, fb = fps[c.a], fps[c.b]
         s = align_scores(fa, fb, c.offset)
         need = min(min_overlap_sec, 0.9 * min(fa.duration_sec, fb.duration_sec))
-        if s["score"] < match_threshold or s["overlap_sec"] < need:
+        if s["score"] < match_threshold or s["overlap_sec"] < need or not is_same_performance(s):
             continue
         kind = classify(s, fa.duration_sec, fb.duration_sec)
         pairs[(c.a, c.b)] = Pair(paths[c.a], paths[c.b], kind, s["offset"] * FP_FRAME_SEC, s["score"],
