@@ -67,6 +67,10 @@ class RenderParams:
     noise_db: float = field(default=-60.0, metadata=_rng(-120.0, 0.0))
     trim_silence_db: float = field(default=-60.0, metadata=_rng(-120.0, 0.0))
     workers: int = field(default=2, metadata=_rng(1, 256))
+    max_items_asap: int = field(default=0, metadata=_rng(0, 1_000_000))
+    """ASAP performances to render, chosen deterministically from the seed (0 = all)."""
+    max_duration_sec: float = field(default=0.0, metadata=_rng(0.0, 36_000.0))
+    """Crop external MIDI (PercePiano, ASAP) to this many seconds from the first note (0 = whole)."""
 
 
 @dataclass(frozen=True)

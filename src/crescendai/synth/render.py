@@ -69,12 +69,12 @@ def render_audio(
     touch: float = 0.5,
     trim_silence_db: float | None = -60.0,
 ) -> np.ndarray:
-    """Piano + channel (+ tail trim). Returns float32 [n] in [-1, 1]."""
+    """Piano (+ silent-tail trim of the dry sound, ``trim_silence_db`` re. its loudest 20 ms frame, then
+    0.5 s kept) + channel. Returns float32 [n] in [-1, 1]."""
     dry = render_performance(perf, piano_model(piano), sr=sr, touch=touch)
-    wet = apply_channel(dry, channel, sr, noise_seed)
-    if trim_silence_db is not None:
-        wet = trim_silence(wet, sr, trim_silence_db)
-    return wet
+    if trim_silence_db is not None:  # on the dry signal: the channel's noise floor would hide the tail
+        dry = trim_silence(dry, sr, trim_silence_db, keep_sec=0.5)
+    return apply_channel(dry, channel, sr, noise_seed)
 
 
 def trim_performance_start(perf: Performance, lead_sec: float = 0.2) -> Performance:
@@ -88,6 +88,42 @@ def trim_performance_start(perf: Performance, lead_sec: float = 0.2) -> Performa
 
     shifted.pedal = [PedalEvent(max(0.0, e.time_sec), e.value) for e in shifted.pedal]
     return shifted
+
+
+MAX_TAIL_SEC: float = 3.0
+"""Sound kept after the last note onset of external MIDI (held notes and pedal are cut there)."""
+
+
+def crop_performance(perf: Performance, end_sec: float) -> Performance:
+    """Keep what sounds before ``end_sec``: notes with onsets before it (offsets clipped to it) and
+    pedal events before it; a pedal still down at ``end_sec`` is lifted there."""
+    from crescendai.midi import Note, PedalEvent
+
+    notes = [Note(n.onset_sec, min(n.offset_sec, end_sec), n.pitch, n.velocity)
+             for n in perf.notes if n.onset_sec < end_sec]
+    notes = [n for n in notes if n.offset_sec > n.onset_sec]
+    pedal = [e for e in perf.pedal if e.time_sec < end_sec]
+    if pedal and pedal[-1].down:
+        pedal.append(PedalEvent(end_sec, 0))
+    return Performance(notes, pedal, perf.source)
+
+
+def prepare_external(perf: Performance, max_duration_sec: float = 0.0, max_tail_sec: float = MAX_TAIL_SEC,
+                     lead_sec: float = 0.2) -> Performance:
+    """Normalise external MIDI for rendering: first note at ``lead_sec``, onsets limited to the first
+    ``max_duration_sec`` seconds of music (0 = no limit), nothing held beyond ``max_tail_sec`` after
+    the last kept onset (silent tails: held final chords, trailing pedal events).
+
+    Raises:
+        ValueError: no notes.
+    """
+    if not perf.notes:
+        raise ValueError(f"{perf.source or '<midi>'}: no notes to render")
+    p = trim_performance_start(perf, lead_sec)
+    if max_duration_sec > 0:
+        p = crop_performance(p, lead_sec + max_duration_sec)
+    end = max(n.onset_sec for n in p.notes) + max_tail_sec
+    return crop_performance(p, end) if p.end_sec > end else p
 
 
 def write_audio(path: str | os.PathLike[str], y: np.ndarray, sr: int) -> None:
@@ -122,7 +158,7 @@ def render_midi_file(
     perf = read_midi(midi_path)
     if not perf.notes:
         raise ValueError(f"{midi_path}: no notes to render")
-    perf = trim_performance_start(perf)
+    perf = prepare_external(perf)
     name = Path(midi_path).stem
     ch = choose_channel(seed, name, channel, s)
     y = render_audio(perf, piano, ch, sr, zlib.crc32(f"{seed}:{name}:noise".encode()), 0.5, s.trim_silence_db)
@@ -133,7 +169,9 @@ def render_midi_file(
 @dataclass(frozen=True)
 class RenderJob:
     """One file to render: MIDI in, audio out, the item name (seeds its channel), piano, channel kind
-    ("room" | "phone"), touch, and whether to trim leading silence (external MIDI)."""
+    ("room" | "phone"), touch, whether it is external MIDI (``trim_start``: first note to 0.2 s,
+    silent tail cut, :func:`prepare_external`) and, for external MIDI, the crop length in seconds
+    (``max_duration_sec``, 0 = whole)."""
 
     midi_path: str
     out_path: str
@@ -142,6 +180,7 @@ class RenderJob:
     channel: str
     touch: float
     trim_start: bool
+    max_duration_sec: float = 0.0
 
 
 def _run_job(args: tuple[RenderJob, int, RenderSettings]) -> dict:
@@ -150,7 +189,7 @@ def _run_job(args: tuple[RenderJob, int, RenderSettings]) -> dict:
     if not perf.notes:
         raise ValueError(f"{job.midi_path}: no notes to render")
     if job.trim_start:
-        perf = trim_performance_start(perf)
+        perf = prepare_external(perf, job.max_duration_sec)
     ch = choose_channel(seed, job.name, job.channel, s)
     noise_seed = zlib.crc32(f"{seed}:{job.name}:noise".encode())
     y = render_audio(perf, job.piano % max(s.n_pianos, 1) if job.trim_start else job.piano, ch, s.sample_rate,
