@@ -4,7 +4,8 @@ Corpora: ``synthetic`` (data/generated/labelled), ``synthetic_ssl``, ``synthetic
 channel), and, when their roots are set in params.yaml, ``percepiano``
 (``<root>/virtuoso/data/all_2rounds/*.mid``) and ``asap`` (``<root>/metadata.csv``, column
 ``midi_performance``; ``render.max_items_asap`` > 0 renders a seed-chosen subset). External MIDI is
-normalised (first note at 0.2 s, cropped to ``render.max_duration_sec`` when > 0, silent tails cut).
+normalised (first note at 0.2 s, silent tails cut; ASAP also cropped to ``render.max_duration_sec``
+when > 0 — PercePiano segments never, their labels describe the whole segment).
 Rendering is parallel over ``render.workers`` processes; every file is a pure function of (seed, name,
 MIDI), so the output does not depend on the worker count.
 """
@@ -39,7 +40,8 @@ def _synthetic_jobs(meta_dir: Path, out_dir: Path) -> list[RenderJob]:
 def build_jobs(params: Params, gen: Path = GEN, out: Path = OUT, synthetic: bool = True) -> dict[str, list[RenderJob]]:
     """Corpus name → render jobs: the synthetic sets under ``gen`` (when ``synthetic``), and
     ``percepiano`` / ``asap`` when ``corpora.<key>`` is set (a missing root raises ``ConfigError``
-    naming the key; ``render.max_items_asap`` and ``render.max_duration_sec`` limit ASAP/PercePiano)."""
+    naming the key; ``render.max_items_asap`` and ``render.max_duration_sec`` limit the unlabelled ASAP
+    set; labelled PercePiano segments are rendered whole, silent tails cut)."""
     r = params.render
     corpora: dict[str, list[RenderJob]] = {}
     if synthetic:
@@ -47,7 +49,8 @@ def build_jobs(params: Params, gen: Path = GEN, out: Path = OUT, synthetic: bool
             corpora[corpus] = _synthetic_jobs(gen / sub, out / corpus)
     pp = require_root("percepiano", params.corpora.percepiano)
     if pp is not None:
-        corpora["percepiano"] = percepiano_jobs(pp, out / "percepiano", params.seed, r.n_pianos, r.max_duration_sec)
+        # never cropped: PercePiano's labels describe the whole segment
+        corpora["percepiano"] = percepiano_jobs(pp, out / "percepiano", params.seed, r.n_pianos)
     asap = require_root("asap", params.corpora.asap)
     if asap is not None:
         corpora["asap"] = asap_jobs(asap, out / "asap", params.seed, r.n_pianos, r.max_duration_sec,

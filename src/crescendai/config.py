@@ -70,7 +70,8 @@ class RenderParams:
     max_items_asap: int = field(default=0, metadata=_rng(0, 1_000_000))
     """ASAP performances to render, chosen deterministically from the seed (0 = all)."""
     max_duration_sec: float = field(default=0.0, metadata=_rng(0.0, 36_000.0))
-    """Crop external MIDI (PercePiano, ASAP) to this many seconds from the first note (0 = whole)."""
+    """Crop ASAP performances to this many seconds from the first note (0 = whole; labelled PercePiano
+    segments are never cropped)."""
 
 
 @dataclass(frozen=True)
