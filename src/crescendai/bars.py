@@ -119,6 +119,7 @@ def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> Fra
         AudioError: as :func:`crescendai.audio.stream_audio`.
     """
     import librosa
+    import scipy.fft
 
     mel_fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
     chroma_fb = librosa.filters.chroma(sr=SAMPLE_RATE, n_fft=N_FFT) if chroma else None
@@ -134,7 +135,7 @@ def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> Fra
         if n == 0:
             return buf
         frames = np.lib.stride_tricks.sliding_window_view(buf, N_FFT)[::HOP_LENGTH][:n]
-        S = np.abs(np.fft.rfft(frames * window, axis=1)).astype(np.float32) ** 2  # (n, 1025)
+        S = np.abs(scipy.fft.rfft(frames * window, axis=1)) ** 2  # (n, 1025) float32
         levels.append(10 * np.log10(S.sum(axis=1) + 1e-10))
         mdb = 10 * np.log10(np.maximum(S @ mel_fb.T, 1e-10))  # (n, 128)
         mdb = np.maximum(mdb, -100.0)
@@ -147,7 +148,7 @@ def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> Fra
             chromas.append((c / np.maximum(c.max(axis=1, keepdims=True), 1e-10)).astype(np.float32))
         return buf[n * HOP_LENGTH:]
 
-    for block in stream_audio(path, block_sec=30.0):
+    for block in stream_audio(path, block_sec=10.0):
         total += block.size
         buf = consume(np.concatenate([buf, block]), False)
     buf = np.concatenate([buf, np.zeros(N_FFT // 2, np.float32)])

@@ -221,7 +221,7 @@ class TutorParams:
     mc_samples: int = field(default=20, metadata=_rng(1, 1000))
     min_confidence: float = field(default=0.6, metadata=_rng(0.0, 1.0))
     min_duration_sec: float = field(default=3.0, metadata=_rng(0.5, 60.0))
-    batch_size: int = field(default=64, metadata=_rng(1, 4096))
+    batch_size: int = field(default=32, metadata=_rng(1, 4096))
     trim: float = field(default=0.1, metadata=_rng(0.0, 0.45))
     rel_margin: float = field(default=0.07, metadata=_rng(0.0, 1.0))
     max_lines: int = field(default=6, metadata=_rng(1, 100))

@@ -398,16 +398,22 @@ def calibrate_std(cal: Calibration, raw: np.ndarray, std: np.ndarray) -> np.ndar
     return (np.abs(np.asarray(hi) - np.asarray(lo)) / 2).astype(np.float32)
 
 
+def trimmed_mean(x: np.ndarray, trim: float) -> np.ndarray:
+    """Mean over axis 0 after dropping ``floor(trim · n)`` values at each end (as
+    ``scipy.stats.trim_mean``, without importing scipy.stats: ~60 MB of RSS). x [n, d] → [d]."""
+    xs = np.sort(np.asarray(x, np.float64), axis=0)
+    k = int(trim * xs.shape[0])
+    return xs[k: xs.shape[0] - k].mean(axis=0).astype(np.float32)
+
+
 def pool(series: WindowSeries, trim: float = 0.1) -> Pooled:
     """Robust whole-performance pooling over valid windows (all windows if none is valid)."""
-    from scipy.stats import trim_mean
-
     keep = series.valid if series.valid.any() else np.ones(len(series), bool)
     s = series.scores[keep]
     q = np.quantile(s, QUANTILES, axis=0)
     return Pooled(
         median=np.median(s, axis=0).astype(np.float32),
-        trimmed_mean=np.asarray(trim_mean(s, trim, axis=0), np.float32),
+        trimmed_mean=trimmed_mean(s, trim),
         spread=(q[QUANTILES.index(0.75)] - q[QUANTILES.index(0.25)]).astype(np.float32),
         quantiles=q.astype(np.float32),
         uncertainty=np.median(series.std[keep], axis=0).astype(np.float32),
@@ -422,7 +428,7 @@ def score_windows(
     *,
     hop_sec: float,
     mc_samples: int = 20,
-    batch_size: int = 64,
+    batch_size: int = 32,
     progress: Callable[[float], None] | None = None,
 ) -> WindowSeries:
     """Score streamed window batches (see :func:`crescendai.audio.stream_windows`).
@@ -474,7 +480,7 @@ def analyze_windows_of_file(
     *,
     hop_sec: float = 1.0,
     mc_samples: int = 20,
-    batch_size: int = 64,
+    batch_size: int = 32,
     min_duration_sec: float = 3.0,
     progress: Callable[[float], None] | None = None,
 ) -> WindowSeries:
