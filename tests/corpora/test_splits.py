@@ -32,6 +32,14 @@ def test_performer_folds_and_test():
     assert {r.path: (r.split, r.fold) for r in out} == {r.path: (r.split, r.fold) for r in again}
 
 
+def test_groups_sharing_a_performance_are_merged():
+    recs = _records()
+    recs = [dataclasses.replace(r, performance_id="shared") if r.performer_id in ("pl1", "pl2") else r
+            for r in recs]
+    out = assign_splits(recs, "supervised", n_folds=4, test_fraction=0.2, seed=3)
+    assert len({(r.split, r.fold) for r in out if r.performer_id in ("pl1", "pl2")}) == 1
+
+
 def test_piece_level_option_and_roles():
     out = assign_splits(_records(), "supervised", n_folds=3, test_fraction=0.2, group_by="piece", seed=0)
     assert all(len({(r.split, r.fold) for r in out if r.piece_id == w}) == 1 for w in {r.piece_id for r in out})

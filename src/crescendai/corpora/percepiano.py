@@ -202,7 +202,9 @@ def read_percepiano_layout(
             path=rel(audio), sha1=sha1_file(audio), duration_sec=float(duration), sample_rate=sr,
             performer_id=performer, piece_id=piece,
             segment_id=str(m.get("segment_id", f"{seg.bars}bars_{seg.segment}")),
-            performance_id=f"{corpus}:{piece}:{performer}",
+            # deadpan Score/Score2 renditions of one passage are one "performance" (of the score):
+            # PercePiano has byte-identical ones, which must not straddle folds
+            performance_id=f"{corpus}:{piece}:{'Score' if seg.is_deadpan else performer}",
             split="train", source=corpus, license=license,
             notes="deadpan score rendition" if seg.is_deadpan else "",
             label_ref=name if entry is not None else None, labels=vals, extra=extra,

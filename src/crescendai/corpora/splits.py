@@ -3,7 +3,7 @@
 Supervised corpora: groups (performers, or pieces with ``split.group_by: piece``) are shuffled with
 the seed; whole groups go to the test set until it holds at least ``test_fraction`` of the items, the
 rest are dealt into ``n_folds`` folds balanced by item count (largest group first into the smallest
-fold). A group never straddles folds, so no performer (or piece) and no performance sits in two folds.
+fold). Groups that share a performance id are merged first. A group never straddles folds, so no performer (or piece) and no performance sits in two folds.
 Supervised non-test items get ``split="train"`` and ``fold=k``: fold ``k`` is the validation set of
 CV round ``k``. SSL corpora are ``split="ssl"``, out-of-distribution corpora ``"ood"``, both fold None.
 Deterministic from the seed and the set of records (input order does not matter).
@@ -61,9 +61,27 @@ def assign_splits(
     if role != "supervised":
         split = role
         return [dataclasses.replace(r, split=split, fold=None) for r in records]
+    # groups: performers (or pieces), merged when they share a performance id (e.g. PercePiano's
+    # Score/Score2 deadpan renditions of one passage), so one performance never straddles folds
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        parent.setdefault(x, x)
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    by_perf: dict[str, str] = {}
+    for r in records:
+        g = find(group_key(r, group_by))
+        if r.performance in by_perf:
+            parent[g] = find(by_perf[r.performance])
+        else:
+            by_perf[r.performance] = g
     groups: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(records):
-        groups[group_key(r, group_by)].append(i)
+        groups[find(group_key(r, group_by))].append(i)
     keys = sorted(groups)
     need = n_folds + (1 if test_fraction > 0 else 0)
     if len(keys) < need:
