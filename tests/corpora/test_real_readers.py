@@ -52,10 +52,18 @@ def test_asap_with_annotations(tmp_path, perf, tone):
     (root / "Bach/Fugue/bwv_846/Shi05M_annotations.txt").write_text(
         "1.0\t1.0\tdb,4/4,0\n1.5\t1.5\tb\n2.0\t2.0\tb\n2.5\t2.5\tdb\n")
     audio = tmp_path / "audio/asap"
-    tone(audio / "Bach__Fugue__bwv_846__Shi05M.flac")
+    tone(audio / "Bach__Fugue__bwv_846__Shi05M.flac", seconds=3.0)
     (r,) = read_asap(root, audio).records
     assert r.performer_id == "Shi05M" and r.extra["bar_times"] == pytest.approx([0.2, 1.7])
     assert r.extra["beat_times"][:2] == pytest.approx([0.2, 0.7]) and r.extra["time_signatures"] == ["4/4", ""]
+    # a render cropped by render.max_duration_sec keeps only the annotations inside the audio
+    tone(audio / "Bach__Fugue__bwv_846__Shi05M.flac", seconds=1.0)
+    (r,) = read_asap(root, audio).records
+    assert r.extra["bar_times"] == pytest.approx([0.2]) and r.extra["beat_times"] == pytest.approx([0.2, 0.7])
+    # a seeded render subset (render.max_items_asap): unrendered rows are listed as excluded, not fatal
+    (audio / "render.jsonl").write_text('{"name": "Other__piece", "midi_path": "Other/piece.mid"}\n')
+    res = read_asap(root, audio)
+    assert res.records == [] and "max_items_asap" in res.excluded[0]["reason"]
     bad = root / "bad.txt"
     bad.write_text("1.0 1.0 db\n")
     with pytest.raises(CorpusError, match="bad.txt:1"):

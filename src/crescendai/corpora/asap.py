@@ -92,6 +92,10 @@ def read_asap(
         if is_excluded(midi, root, exclude) or is_excluded(audio, audio_dir, exclude):
             out.exclude(rel(midi), "listed in corpora.exclude")
             continue
+        if index and name not in index:
+            # the render stage rendered a seeded subset (render.max_items_asap): list, don't fail
+            out.exclude(rel(midi), "not rendered (outside the render.max_items_asap subset)")
+            continue
         if not audio.is_file():
             raise CorpusError(f"asap: no rendered audio {audio} for {midi}; run the render stage or add it "
                               "to corpora.exclude")
@@ -106,8 +110,11 @@ def read_asap(
             if not ann.is_file():
                 raise CorpusError(f"asap: annotation file {ann} listed in metadata.csv not found")
             beats, downbeats, sigs = read_annotations(ann)
-            extra.update(beat_times=[round(t + shift, 6) for t in beats],
-                         bar_times=[round(t + shift, 6) for t in downbeats], time_signatures=sigs)
+            # keep annotations inside the rendered audio (render.max_duration_sec crops long takes)
+            keep = [i for i, t in enumerate(downbeats) if t + shift < duration]
+            extra.update(beat_times=[round(t + shift, 6) for t in beats if t + shift < duration],
+                         bar_times=[round(downbeats[i] + shift, 6) for i in keep],
+                         time_signatures=[sigs[i] for i in keep])
         performer = Path(row["midi_performance"]).stem
         out.records.append(ManifestRecord(
             path=rel(audio), sha1=sha1_file(audio), duration_sec=duration, sample_rate=sr,
