@@ -34,6 +34,7 @@ class Bench:
 
 BENCHES: tuple[Bench, ...] = (
     Bench("synth", "synth_speed.py", "synthesiser × real time"),
+    Bench("audio", "audio_speed.py", "contract: librosa reference vs torch batched path"),
     Bench("preprocess", "preprocess_speed.py", "preprocessing vs naive librosa loop"),
     Bench("backbone", "backbone_speed.py", "backbone vs transformers AST"),
     Bench("analyze", "analyze_speed.py", "analysis time and memory (2 cores)", (), ("--no-long",)),

@@ -2,6 +2,8 @@
 
 Reads data/features/labelled (and models/pretrain with --init ssl); writes models/finetune_<init>/
 (model.pt, config.json, predictions.csv, summary.json) and plots/finetune_<init>_loss.csv.
+An interrupted stage resumes by itself: per-run checkpoints live in runs/finetune_<init>/ under a
+fingerprint of the params and inputs, and the next `dvc repro` with the same fingerprint continues.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from crescendai.config import load_params, seed_everything
 from crescendai.finetuning import FinetuneConfig, load_labelled, model_factory, run_finetune
 from crescendai.io_utils import atomic_write, write_json
 from crescendai.model import save_model
+from crescendai.training import file_digest, fingerprint, prepare_run_dir
 
 
 def main() -> None:
@@ -21,7 +24,8 @@ def main() -> None:
     ap.add_argument("--init", choices=("ssl", "scratch"), required=True)
     ap.add_argument("--features", default="data/features/labelled")
     ap.add_argument("--pretrain", default="models/pretrain")
-    ap.add_argument("--resume", action="store_true", help="continue interrupted runs from runs/finetune_<init>/")
+    ap.add_argument("--resume", action="store_true",
+                    help="resume runs/finetune_<init>/ even if params changed (default: only when unchanged)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params()
@@ -30,8 +34,13 @@ def main() -> None:
     data = load_labelled(args.features)
     make = model_factory(params.model, cfg, data.n_timbre_classes, args.init,
                          args.pretrain if args.init == "ssl" else None)
-    res = run_finetune(make, data, cfg, seed=params.seed, checkpoint_dir=f"runs/finetune_{args.init}",
-                       resume=args.resume)
+    run_dir = Path(f"runs/finetune_{args.init}")
+    inputs = [file_digest(Path(args.features) / "index.csv")]
+    if args.init == "ssl":
+        inputs.append(file_digest(Path(args.pretrain) / "backbone.pt"))
+    fp = fingerprint(params.seed, params.model, params.finetune, args.init, inputs)
+    resume = prepare_run_dir(run_dir, fp) or args.resume
+    res = run_finetune(make, data, cfg, seed=params.seed, checkpoint_dir=run_dir, resume=resume)
 
     out = Path(f"models/finetune_{args.init}")
     out.mkdir(parents=True, exist_ok=True)

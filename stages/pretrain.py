@@ -1,10 +1,14 @@
 """pretrain: self-supervised backbone on data/features/ssl → models/pretrain/, metrics, loss plot.
 
     python stages/pretrain.py                 # dvc repro pretrain
-    python stages/pretrain.py --resume        # continue from models/pretrain/last.pt
+    python stages/pretrain.py --resume        # force resuming from runs/pretrain/last.pt
     torchrun --nproc_per_node 2 stages/pretrain.py   # DDP (gloo on CPU, nccl on GPU)
 
-Outputs: models/pretrain/backbone.pt (+ config.json, last.pt checkpoint, log.csv),
+An interrupted run resumes by itself: checkpoints live in runs/pretrain/ (outside DVC's outputs,
+which DVC deletes before a rerun) under a fingerprint of the params and the SSL index; the next
+`dvc repro` with the same fingerprint continues from the last checkpoint.
+
+Outputs: models/pretrain/backbone.pt (+ config.json, log.csv),
 metrics/pretrain.json, plots/pretrain_loss.csv (step, train_loss, val_loss). The metric includes a
 frozen-embedding probe on data/features/labelled (non-test rows): ridge R² and kNN piano-class
 accuracy, for the pretrained and a randomly initialised backbone.
@@ -32,8 +36,11 @@ from crescendai.training import (
     WindowDataset,
     cleanup_distributed,
     cosine_schedule,
+    file_digest,
+    fingerprint,
     fit,
     pad_mask_from_fraction,
+    prepare_run_dir,
     setup_distributed,
     split_groups,
 )
@@ -70,7 +77,9 @@ def main() -> None:
     ap.add_argument("--out", default="models/pretrain")
     ap.add_argument("--metrics", default="metrics/pretrain.json")
     ap.add_argument("--plot", default="plots/pretrain_loss.csv")
-    ap.add_argument("--resume", action="store_true", help="continue from <out>/last.pt")
+    ap.add_argument("--resume", action="store_true",
+                    help="resume from runs/pretrain/last.pt even if params changed (default: only when unchanged)")
+    ap.add_argument("--run-dir", default="runs/pretrain", help="checkpoints of this run (git-ignored)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s")
     p = load_params()
@@ -118,11 +127,19 @@ def main() -> None:
                 torch.set_rng_state(torch_state)  # evaluation leaves the training RNG untouched
                 return float(np.mean(losses))
 
+        run_dir = Path(args.run_dir)
+        fp = fingerprint(p.seed, p.model, p.pretrain, env.world, file_digest(Path(args.features) / "ssl" / "index.csv"))
+        resume = args.resume
+        if env.is_main:
+            resume = prepare_run_dir(run_dir, fp) or resume
+        if env.distributed:
+            torch.distributed.barrier()
+            resume = resume or (run_dir / "last.pt").is_file()
         cfg = LoopConfig(max_steps=steps, time_budget_sec=pp.time_budget_sec, eval_every=pp.eval_every,
                          patience=pp.patience, amp=pp.amp)
         st = fit(ssl, opt, sampler, step_fn, cfg=cfg, device=env.device, val_fn=val_fn, scheduler=sched,
-                 generator=torch.Generator().manual_seed(p.seed + 1000 * env.rank), checkpoint_path=out / "last.pt",
-                 resume=args.resume, log_path=out / "log.csv",
+                 generator=torch.Generator().manual_seed(p.seed + 1000 * env.rank), checkpoint_path=run_dir / "last.pt",
+                 resume=resume, log_path=out / "log.csv",
                  after_step=lambda s: ssl.after_step(s, steps), env=env)
         ssl.load_state_dict(st.best_state)
         rows = st.rows

@@ -185,3 +185,15 @@ def test_ddp_gloo_two_processes(tmp_path):
         assert torch.equal(a[k], b[k]), k
     ck = load_checkpoint(tmp_path / "ddp.pt")
     assert ck["loop"]["step"] == 3 and len(ck["rng"]) == 2
+
+
+def test_run_dir_resumes_only_the_same_run(tmp_path):
+    from crescendai.training import fingerprint, prepare_run_dir
+
+    d = tmp_path / "runs" / "pretrain"
+    fp = fingerprint({"lr": 1e-3}, "abc")
+    assert prepare_run_dir(d, fp) is False  # fresh
+    (d / "last.pt").write_bytes(b"checkpoint")
+    assert prepare_run_dir(d, fp) is True  # interrupted, same params and data: resume
+    assert prepare_run_dir(d, fingerprint({"lr": 2e-3}, "abc")) is False  # params changed
+    assert not (d / "last.pt").exists()  # stale checkpoint cleared, never silently reused

@@ -458,6 +458,8 @@ def train_run(
 
     torch.manual_seed(seed)
     model = make_model().to(device)
+    if hasattr(model, "init_output_prior"):  # start at the training-label mean, not at 0.57 ± noise
+        model.init_output_prior(torch.as_tensor(np.nanmean(data.y[train_segs], axis=0), device=device))
     bb = [p for n, p in model.named_parameters() if n.startswith("backbone.")]
     hd = [p for n, p in model.named_parameters() if not n.startswith("backbone.")]
     opt = torch.optim.AdamW(

@@ -303,6 +303,49 @@ def load_checkpoint(path: str | os.PathLike[str], map_location: str | torch.devi
     return torch.load(p, map_location=map_location, weights_only=True)
 
 
+def fingerprint(*parts: Any) -> str:
+    """sha1 of ``parts`` as canonical JSON (params dicts, file digests): what a run depends on."""
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """sha1 of a file's bytes (used to fingerprint a run's inputs)."""
+    import hashlib
+
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def prepare_run_dir(run_dir: str | os.PathLike[str], run_fingerprint: str) -> bool:
+    """Make ``run_dir`` hold checkpoints of exactly this run; return True when they can be resumed.
+
+    The checkpoints live outside DVC's outputs (DVC deletes a stage's outputs before it reruns it),
+    beside a ``FINGERPRINT`` file. When a stage is interrupted and ``dvc repro`` runs it again with
+    the same params and data, the fingerprints agree and training continues from the last
+    checkpoint, reaching the same result as an uninterrupted run. Any change clears the folder.
+    """
+    import shutil
+
+    d = Path(run_dir)
+    marker = d / "FINGERPRINT"
+    if marker.is_file() and marker.read_text().strip() == run_fingerprint:
+        resumable = any(d.glob("*.pt"))
+        if resumable:
+            log.info("resuming interrupted run from %s", d)
+        return resumable
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    marker.write_text(run_fingerprint + "\n")
+    return False
+
+
 # ------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------

@@ -93,6 +93,18 @@ def test_all_heads_shapes_and_ranges():
         assert ((out[k] >= 1 / 7 - 1e-6) & (out[k] <= 1 + 1e-6)).all(), k
 
 
+def test_output_prior_starts_heads_at_the_label_mean():
+    model = build_model(TINY.to_dict(), HeadsConfig(local=True)).eval()
+    prior = torch.linspace(0.3, 0.8, 19)
+    before = model(windows())["scores"]
+    assert (before - prior).abs().max() > 0.05  # a fresh head sits near 0.57, not at the prior
+    model.init_output_prior(prior)
+    out = model(windows())
+    assert (out["scores"] - prior).abs().max() < 0.05
+    assert (out["local"] - prior).abs().max() < 0.05
+    assert out["scores"].std(dim=0).sum() > 0  # still a function of the input
+
+
 def test_corn_to_score_extremes():
     assert torch.allclose(corn_to_score(torch.full((2, 6), 30.0)), torch.ones(2))
     assert torch.allclose(corn_to_score(torch.full((2, 6), -30.0)), torch.full((2,), 1 / 7))

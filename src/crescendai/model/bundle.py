@@ -24,6 +24,7 @@ from crescendai.model.heads import (
     RegressionHead,
     TimbreHead,
     corn_to_score,
+    init_to_prior,
 )
 
 
@@ -83,6 +84,13 @@ class Model(nn.Module):
             self.heads["timbre"] = TimbreHead(C, h.n_timbre_classes, h.dropout)
         if h.local:
             self.heads["local"] = LocalHead(C, self.backbone.cfg.grid, N_DIMS, dropout=h.dropout)
+
+    def init_output_prior(self, prior: torch.Tensor) -> None:
+        """Start the bounded 19-D heads (regression, local) at ``prior`` [19], the training-label
+        mean: see :func:`crescendai.model.heads.init_to_prior`."""
+        for key, head in self.heads.items():
+            if key in ("regression", "local") and head.bounded:
+                init_to_prior(head.net, prior)
 
     @property
     def cfg(self) -> BackboneConfig:
