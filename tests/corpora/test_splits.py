@@ -64,14 +64,3 @@ def test_schema_validates_on_write_and_read(tmp_path):
         read_manifest(tmp_path / "bad.jsonl")
     with pytest.raises(ManifestError, match="duplicate path"):
         write_manifest(tmp_path / "d.jsonl", [recs[0], recs[0]])
-
-
-def test_passage_level_option_keeps_every_performer_of_a_passage_together():
-    recs = [dataclasses.replace(_rec(i, f"pl{i % 9}", piece=f"w{i % 3}"), segment_id=str(i % 4)) for i in range(120)]
-    out = assign_splits(recs, "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=0)
-    where: dict[tuple[str, str], set] = {}
-    for r in out:
-        where.setdefault((r.piece_id, r.segment_id), set()).add((r.split, r.fold))
-    assert len(where) == 12 and all(len(v) == 1 for v in where.values())
-    # passages, not pieces: one piece's passages spread over several folds
-    assert any(len({(r.split, r.fold) for r in out if r.piece_id == w}) > 1 for w in ("w0", "w1", "w2"))

@@ -1,7 +1,6 @@
 """Split assignment: performer-level (or piece-level) K folds plus a fixed test set.
 
-Supervised corpora: groups (performers; pieces with ``split.group_by: piece``; passages — one
-segment of one piece, every performer of it — with ``passage``) are shuffled with
+Supervised corpora: groups (performers, or pieces with ``split.group_by: piece``) are shuffled with
 the seed; whole groups go to the test set until it holds at least ``test_fraction`` of the items, the
 rest are dealt into ``n_folds`` folds balanced by item count (largest group first into the smallest
 fold). Groups that share a performance id are merged first. A group never straddles folds, so no performer (or piece) and no performance sits in two folds.
@@ -32,9 +31,7 @@ def group_key(r: ManifestRecord, group_by: str) -> str:
         return f"performer:{r.source}:{r.performer_id}" if r.performer_id else f"perf:{r.performance}"
     if group_by == "piece":
         return f"piece:{r.source}:{r.piece_id}" if r.piece_id else f"perf:{r.performance}"
-    if group_by == "passage":  # one passage of one piece, all its performers (PercePiano's segments)
-        return f"passage:{r.source}:{r.piece_id}:{r.segment_id}" if r.piece_id else f"perf:{r.performance}"
-    raise SplitError(f"split.group_by must be 'performer', 'piece' or 'passage', got {group_by!r}")
+    raise SplitError(f"split.group_by must be 'performer' or 'piece', got {group_by!r}")
 
 
 def assign_splits(
