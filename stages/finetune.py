@@ -16,7 +16,7 @@ from crescendai.config import load_params, seed_everything
 from crescendai.finetuning import FinetuneConfig, load_labelled, model_factory, run_finetune
 from crescendai.io_utils import atomic_write, write_json
 from crescendai.model import save_model
-from crescendai.training import file_digest, fingerprint, prepare_run_dir
+from crescendai.training import file_digest, fingerprint, finish_run_dir, prepare_run_dir
 
 
 def main() -> None:
@@ -54,6 +54,7 @@ def main() -> None:
     hist.insert(0, "step", range(len(hist)))
     with atomic_write(f"plots/finetune_{args.init}_loss.csv") as f:
         hist.to_csv(f, index=False, float_format="%.6g")
+    finish_run_dir(run_dir)
     logging.info("finetune_%s done: %s", args.init, res.summary)
 
 

@@ -38,6 +38,7 @@ from crescendai.training import (
     cosine_schedule,
     file_digest,
     fingerprint,
+    finish_run_dir,
     fit,
     pad_mask_from_fraction,
     prepare_run_dir,
@@ -158,6 +159,7 @@ def main() -> None:
             f.write("step,train_loss,val_loss\n")
             for r in rows:
                 f.write(f"{r['step']},{r['train_loss']},{r['val_loss']}\n")
+        finish_run_dir(args.run_dir)
         log.info("pretrain done: %s", metrics)
     cleanup_distributed()
 

@@ -188,7 +188,7 @@ def test_ddp_gloo_two_processes(tmp_path):
 
 
 def test_run_dir_resumes_only_the_same_run(tmp_path):
-    from crescendai.training import fingerprint, prepare_run_dir
+    from crescendai.training import fingerprint, finish_run_dir, prepare_run_dir
 
     d = tmp_path / "runs" / "pretrain"
     fp = fingerprint({"lr": 1e-3}, "abc")
@@ -197,3 +197,6 @@ def test_run_dir_resumes_only_the_same_run(tmp_path):
     assert prepare_run_dir(d, fp) is True  # interrupted, same params and data: resume
     assert prepare_run_dir(d, fingerprint({"lr": 2e-3}, "abc")) is False  # params changed
     assert not (d / "last.pt").exists()  # stale checkpoint cleared, never silently reused
+    (d / "last.pt").write_bytes(b"checkpoint")
+    finish_run_dir(d)  # the stage wrote its outputs: a later rerun starts fresh
+    assert prepare_run_dir(d, fingerprint({"lr": 2e-3}, "abc")) is False

@@ -346,6 +346,14 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], run_fingerprint: str) -> bo
     return False
 
 
+def finish_run_dir(run_dir: str | os.PathLike[str]) -> None:
+    """Remove a run's checkpoints once the stage has written its outputs: a later rerun of the stage
+    (DVC reruns it when any dependency changes) must start fresh, not "resume" a finished run."""
+    import shutil
+
+    shutil.rmtree(run_dir, ignore_errors=True)
+
+
 # ------------------------------------------------------------------------------------------
 # the loop
 # ------------------------------------------------------------------------------------------
