@@ -28,8 +28,9 @@ from crescendai.audio import (
     WINDOW_FRAMES,
     hop_frames,
 )
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
 from crescendai.features import build_feature_set, load_feature_set
+from crescendai.io_utils import sha1_file
 
 
 def naive_windows(path: str, hop_sec: float) -> np.ndarray:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 from crescendai.config import load_params, seed_everything
 from crescendai.finetuning import FinetuneConfig, load_labelled, model_factory, run_finetune
-from crescendai.io_utils import atomic_write, write_json
+from crescendai.io_utils import atomic_write, sha1_file, write_json
 from crescendai.model import save_model
-from crescendai.training import file_digest, fingerprint, finish_run_dir, prepare_run_dir
+from crescendai.training import fingerprint, finish_run_dir, prepare_run_dir
 
 
 def main() -> None:
@@ -35,9 +35,9 @@ def main() -> None:
     make = model_factory(params.model, cfg, data.n_timbre_classes, args.init,
                          args.pretrain if args.init == "ssl" else None)
     run_dir = Path(f"runs/finetune_{args.init}")
-    inputs = [file_digest(Path(args.features) / "index.csv")]
+    inputs = [sha1_file(Path(args.features) / "index.csv")]
     if args.init == "ssl":
-        inputs.append(file_digest(Path(args.pretrain) / "backbone.pt"))
+        inputs.append(sha1_file(Path(args.pretrain) / "backbone.pt"))
     fp = fingerprint(params.seed, params.model, params.finetune, args.init, inputs)
     resume = prepare_run_dir(run_dir, fp) or args.resume
     res = run_finetune(make, data, cfg, seed=params.seed, checkpoint_dir=run_dir, resume=resume)

@@ -26,7 +26,7 @@ import torch
 
 from crescendai.augment import augment
 from crescendai.config import load_params, seed_everything
-from crescendai.io_utils import atomic_write, write_json
+from crescendai.io_utils import atomic_write, sha1_file, write_json
 from crescendai.model import build_backbone, save_model
 from crescendai.model.probe import embed, probe
 from crescendai.model.ssl import SSLConfig, SSLModel
@@ -36,7 +36,6 @@ from crescendai.training import (
     WindowDataset,
     cleanup_distributed,
     cosine_schedule,
-    file_digest,
     fingerprint,
     finish_run_dir,
     fit,
@@ -129,7 +128,7 @@ def main() -> None:
                 return float(np.mean(losses))
 
         run_dir = Path(args.run_dir)
-        fp = fingerprint(p.seed, p.model, p.pretrain, env.world, file_digest(Path(args.features) / "ssl" / "index.csv"))
+        fp = fingerprint(p.seed, p.model, p.pretrain, env.world, sha1_file(Path(args.features) / "ssl" / "index.csv"))
         resume = args.resume
         if env.is_main:
             resume = prepare_run_dir(run_dir, fp) or resume

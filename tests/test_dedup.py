@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from crescendai.corpora.manifest import sha1_file
 from crescendai.dedup import (
     Item,
     LeakageError,
@@ -22,6 +21,7 @@ from crescendai.dedup import (
     write_pairs,
 )
 from crescendai.fingerprint import fingerprint_file
+from crescendai.io_utils import sha1_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 

@@ -7,8 +7,9 @@ import pytest
 import soundfile as sf
 
 from crescendai.audio import windows_from_file
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
 from crescendai.features import FeatureError, build_feature_set, load_feature_set, max_windows
+from crescendai.io_utils import sha1_file
 from crescendai.midi import Note, PedalEvent, Performance, write_midi
 
 

@@ -44,6 +44,7 @@ import torch
 import torch.nn.functional as F
 
 from crescendai.dims import N_DIMS
+from crescendai.pooling import pool
 
 log = logging.getLogger(__name__)
 
@@ -170,23 +171,6 @@ def build_set(windows: np.ndarray | torch.Tensor, index: pd.DataFrame) -> Labell
 # ------------------------------------------------------------------------------------------
 # pooling and CV plan (pure)
 # ------------------------------------------------------------------------------------------
-
-
-def pool(values: np.ndarray, method: str = "median", trim: float = 0.2) -> np.ndarray:
-    """Robust pooling over windows: float [W, D] → [D]. ``trimmed_mean`` drops ``trim`` of the
-    windows at each end per dimension (scipy's ``trim_mean``)."""
-    v = np.asarray(values, dtype=np.float64)
-    if v.ndim != 2 or len(v) == 0:
-        raise ValueError(f"pool expects a non-empty [W, D] array, got {v.shape}")
-    if method == "median":
-        return np.median(v, axis=0)
-    if method == "mean":
-        return v.mean(0)
-    if method == "trimmed_mean":
-        from scipy.stats import trim_mean
-
-        return trim_mean(v, trim, axis=0)
-    raise ValueError(f"unknown pooling {method!r}; use median, trimmed_mean or mean")
 
 
 def pool_segments(window_preds: np.ndarray, rows: Sequence[np.ndarray], method: str, trim: float) -> np.ndarray:

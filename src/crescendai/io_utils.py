@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import tempfile
@@ -66,3 +67,12 @@ def read_jsonl(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
     """Read a JSONL file into a list of dicts (blank lines skipped)."""
     with open(path) as f:
         return [json.loads(line) for line in f if line.strip()]
+
+
+def sha1_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
+    """Hex SHA-1 of a file's bytes, streamed (manifest checksums, run fingerprints)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()

@@ -311,17 +311,6 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha1(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def file_digest(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """sha1 of a file's bytes (used to fingerprint a run's inputs)."""
-    import hashlib
-
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def prepare_run_dir(run_dir: str | os.PathLike[str], run_fingerprint: str) -> bool:
     """Make ``run_dir`` hold checkpoints of exactly this run; return True when they can be resumed.
 

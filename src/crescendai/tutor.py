@@ -43,6 +43,7 @@ from crescendai.audio import (
     Windows,
     stream_windows,
 )
+from crescendai.pooling import trimmed_mean
 
 log = logging.getLogger(__name__)
 
@@ -398,14 +399,6 @@ def calibrate_std(cal: Calibration, raw: np.ndarray, std: np.ndarray) -> np.ndar
     return (np.abs(np.asarray(hi) - np.asarray(lo)) / 2).astype(np.float32)
 
 
-def trimmed_mean(x: np.ndarray, trim: float) -> np.ndarray:
-    """Mean over axis 0 after dropping ``floor(trim · n)`` values at each end (as
-    ``scipy.stats.trim_mean``, without importing scipy.stats: ~60 MB of RSS). x [n, d] → [d]."""
-    xs = np.sort(np.asarray(x, np.float64), axis=0)
-    k = int(trim * xs.shape[0])
-    return xs[k: xs.shape[0] - k].mean(axis=0).astype(np.float32)
-
-
 def pool(series: WindowSeries, trim: float = 0.1) -> Pooled:
     """Robust whole-performance pooling over valid windows (all windows if none is valid)."""
     keep = series.valid if series.valid.any() else np.ones(len(series), bool)
@@ -413,7 +406,7 @@ def pool(series: WindowSeries, trim: float = 0.1) -> Pooled:
     q = np.quantile(s, QUANTILES, axis=0)
     return Pooled(
         median=np.median(s, axis=0).astype(np.float32),
-        trimmed_mean=trimmed_mean(s, trim),
+        trimmed_mean=trimmed_mean(s, trim).astype(np.float32),
         spread=(q[QUANTILES.index(0.75)] - q[QUANTILES.index(0.25)]).astype(np.float32),
         quantiles=q.astype(np.float32),
         uncertainty=np.median(series.std[keep], axis=0).astype(np.float32),

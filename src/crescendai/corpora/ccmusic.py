@@ -20,7 +20,8 @@ from crescendai.corpora.common import (
     rel,
     require_dir,
 )
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
+from crescendai.io_utils import sha1_file
 
 LICENSE = "CC BY-NC-ND 4.0 (auxiliary only)"
 CLASSES: tuple[str, ...] = ("PearlRiver", "YoungChang", "Steinway-T", "Hsinghai", "Kawai", "Steinway",

@@ -23,7 +23,8 @@ from crescendai.corpora.common import (
     require_dir,
     require_file,
 )
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
+from crescendai.io_utils import sha1_file
 
 LICENSE = "CC BY-NC-SA 4.0"
 CSV_NAME = "maestro-v3.0.0.csv"

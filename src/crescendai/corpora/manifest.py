@@ -30,7 +30,6 @@ extra           corpus-specific: bar_times, beat_times, local_labels, local_hop_
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import math
 import os
 from collections.abc import Iterable
@@ -191,12 +190,3 @@ def read_manifests(paths: Iterable[str | os.PathLike[str]]) -> list[ManifestReco
             seen[r.path] = str(p)
             out.append(r)
     return out
-
-
-def sha1_file(path: str | os.PathLike[str], chunk: int = 1 << 20) -> str:
-    """Hex SHA-1 of a file's bytes (streamed)."""
-    h = hashlib.sha1()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            h.update(block)
-    return h.hexdigest()

@@ -20,7 +20,8 @@ from crescendai.corpora.common import (
     require_file,
 )
 from crescendai.corpora.maestro import read_csv_rows
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
+from crescendai.io_utils import sha1_file
 
 LICENSE = "CC BY 4.0"
 CSV_NAME = "musicnet_metadata.csv"

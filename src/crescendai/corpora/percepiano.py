@@ -35,7 +35,8 @@ from crescendai.corpora.common import (
     require_dir,
     require_file,
 )
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
+from crescendai.io_utils import sha1_file
 from crescendai.labelfile import (
     MEAN_FILE,
     STD_FILE,

@@ -20,7 +20,8 @@ from crescendai.corpora.common import (
     rel,
     require_dir,
 )
-from crescendai.corpora.manifest import ManifestRecord, sha1_file
+from crescendai.corpora.manifest import ManifestRecord
+from crescendai.io_utils import sha1_file
 
 LICENSE = "private recordings (evaluation only)"
 
