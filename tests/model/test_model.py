@@ -19,6 +19,7 @@ from crescendai.model import (
     load_model,
     save_model,
 )
+from crescendai.model.backbone import dropout
 
 TINY = BackboneConfig(patch=16, dim=32, depth=2, heads=2, dropout=0.1, drop_path=0.1)
 
@@ -50,6 +51,46 @@ def test_eval_is_deterministic_and_train_is_stochastic():
     assert torch.equal(bb(x), bb(x))
     bb.train()
     assert not torch.allclose(bb(x), bb(x))
+
+
+@pytest.mark.parametrize("padded", [False, True])
+def test_cls_forward_equals_pooled_tokens(padded):
+    """forward() computes only the CLS query in the last block; it must be the same function."""
+    bb = Backbone(TINY).eval()
+    x = windows(2)
+    pad = None
+    if padded:
+        pad = torch.zeros(2, 128, dtype=torch.bool)
+        pad[1, 80:] = True
+    full = bb.pool(bb.tokens(x, pad), pad)
+    assert torch.allclose(bb(x, pad), full, atol=1e-5)
+    bb.train()  # gradients reach every parameter the full path uses (the last block's q slice included)
+    bb(x, pad).sum().backward()
+    missing = [n for n, p in bb.named_parameters() if p.grad is None and n != "mask_token"]
+    assert missing == []
+
+
+@pytest.mark.parametrize("p", [0.1, 0.3, 0.5])
+def test_cpu_dropout_keeps_expectation_and_rate(p):
+    torch.manual_seed(0)
+    x = torch.ones(200_001)  # not a multiple of the 4 slices per draw
+    y = dropout(x, p, training=True)
+    kept = (y != 0).float().mean().item()
+    assert abs(kept - (1 - p)) < 0.005
+    assert abs(y.mean().item() - 1.0) < 0.01  # inverted scaling preserves the expectation
+    assert torch.equal(dropout(x, p, training=False), x)
+    torch.manual_seed(1)
+    a = dropout(x, p, True)
+    torch.manual_seed(1)
+    assert torch.equal(a, dropout(x, p, True))  # driven by the seeded torch generator
+
+
+def test_cpu_dropout_mask_has_no_position_bias():
+    """The 16-bit slices of each 64-bit draw must each be uniform (no stuck sign bit)."""
+    torch.manual_seed(0)
+    y = dropout(torch.ones(4, 100_000), 0.5, training=True).reshape(-1, 4)  # column = slice position
+    rates = (y != 0).float().mean(0)
+    assert torch.all((rates - 0.5).abs() < 0.01), rates
 
 
 def test_input_normalisation_is_inside_the_model():
