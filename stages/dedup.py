@@ -18,7 +18,7 @@ import numpy as np
 from tqdm import tqdm
 
 from crescendai.config import load_params, seed_everything
-from crescendai.corpora.manifest import read_manifests
+from crescendai.corpora.manifest import read_manifests, record_span
 from crescendai.dedup import (
     find_leakage,
     find_pairs,
@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     t_fp = time.perf_counter() - t0
     pairs = find_pairs(paths, fps, [r.sha1 for r in records], match_threshold=params.dedup.match_threshold,
                        min_overlap_sec=params.dedup.min_overlap_sec)
-    pairs += span_overlap_pairs([(r.path, r.performance, r.extra.get("span_sec")) for r in records])
+    pairs += span_overlap_pairs([(r.path, r.performance, record_span(r)) for r in records])
     t_all = time.perf_counter() - t0
     out = Path(args.out)
     write_pairs(out / "pairs.jsonl", pairs)

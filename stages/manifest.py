@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
                 "license": sorted({r.license for r in recs}),
             }
             summary["excluded"] += [{"corpus": corpus, **e} for e in res.excluded]
+            res.log_exclusions(corpus, str(out / "summary.json"))
             logging.info("%s (%s): %s", corpus, role, summary["corpora"][corpus])
         write_json(out / "summary.json", summary)
     except (CorpusError, SplitError) as err:

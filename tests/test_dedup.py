@@ -92,3 +92,13 @@ def test_pairs_round_trip(tmp_path):
     p = [Pair("a", "b", "contained", 1.25, 0.91, 20.0, 0.99, 0.9, 0.98)]
     write_pairs(tmp_path / "pairs.jsonl", p)
     assert read_pairs(tmp_path / "pairs.jsonl")[0].offset_sec == 1.25
+
+
+def test_segments_of_one_performance_with_disjoint_spans_may_sit_in_two_folds():
+    """A passage split puts other bars of the same take in other folds: different audio, no leak."""
+    items = [Item("b1-8", "train", 0, "take", span=(0.0, 8.0)), Item("b9-16", "train", 1, "take", span=(8.0, 16.0))]
+    assert find_leakage(items, []) == []
+    items.append(Item("b1-16", "test", None, "take", span=(0.0, 16.0)))  # holds both: must join them
+    assert len(find_leakage(items, [])) == 1
+    unknown = [Item("b1-8", "train", 0, "take", span=(0.0, 8.0)), Item("?", "train", 1, "take")]
+    assert len(find_leakage(unknown, [])) == 1  # an unknown span may overlap anything

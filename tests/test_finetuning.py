@@ -24,7 +24,7 @@ def fake_set(n_perf=5, n_piece=3, n_win=3, seed=0):
                 rows.append({"item": item, "window": w, "start_sec": float(w), "pad_fraction": 0.0,
                              "split": "test" if p == n_perf - 1 else "train",
                              "fold": None if p == n_perf - 1 else p,
-                             "performer_id": str(p), "piece_id": str(q), "timbre_class": p % 2,
+                             "performer_id": str(p), "piece_id": str(q), "passage_id": f"t:{q}:0", "timbre_class": p % 2,
                              **{f"y_{d}": y[d] for d in range(19)},
                              **{f"l_{d}": y[d] for d in range(19)},
                              "p_onset_density": rng.normal(), "p_tempo_stability": rng.normal(),

@@ -112,7 +112,7 @@ class SplitParams:
 
     n_folds: int = field(default=4, metadata=_rng(2, 20))
     test_fraction: float = field(default=0.2, metadata=_rng(0.0, 0.9))
-    group_by: str = field(default="performer", metadata=_choices("performer", "piece"))
+    group_by: str = field(default="performer", metadata=_choices("performer", "piece", "passage"))
 
 
 @dataclass(frozen=True)

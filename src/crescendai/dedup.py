@@ -22,8 +22,9 @@ another piano or channel: timing matches, timbre does not), ``overlap`` (two ite
 neither contains the other; also two segments of one performance whose ``span_sec`` overlap).
 ``offset_sec`` is where ``b`` starts inside ``a`` (negative: ``a`` starts inside ``b``).
 
-Leakage (:func:`find_leakage` / :func:`check_leakage`): items are linked by any pair, a shared
-performance id or equal sha1; a linked group must not span two supervised folds, train and test, an
+Leakage (:func:`find_leakage` / :func:`check_leakage`): items are linked by any pair, equal sha1, or
+possibly shared audio (one performance id with overlapping or unknown spans,
+:func:`crescendai.corpora.manifest.shared_audio_links`); a linked group must not span two supervised folds, train and test, an
 SSL item and a supervised item (every supervised fold is validation once), or hold an augmented item
 next to a validation/test item. Dataloaders call :func:`check_leakage` through
 ``crescendai.features.FeatureSet.check_leakage``.
@@ -39,6 +40,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from crescendai.corpora.manifest import record_span, shared_audio_links
 from crescendai.fingerprint import FP_FRAME_SEC, Fingerprint, hash_keys
 from crescendai.io_utils import read_jsonl, write_jsonl
 
@@ -272,21 +274,16 @@ def find_pairs(
 
 
 def span_overlap_pairs(items: Sequence[tuple[str, str, Sequence[float] | None]]) -> list[Pair]:
-    """Metadata overlaps: items (path, performance_id, span_sec [start, end] or None) of one
-    performance whose spans intersect → ``overlap`` pairs (score 1)."""
-    by_perf: dict[str, list[tuple[str, Sequence[float]]]] = defaultdict(list)
-    for path, perf, span in items:
-        if perf and span is not None and len(span) == 2:
-            by_perf[perf].append((path, span))
+    """Metadata overlaps: items (path, performance_id, span [start, end] or None) of one
+    performance whose known spans intersect → ``overlap`` pairs (score 1; offset and overlap in the
+    span's unit: seconds for ``span_sec``, bars for ``span_bars``)."""
+    spans = [tuple(map(float, sp)) if sp is not None and len(sp) == 2 else None for _, _, sp in items]
     out = []
-    for group in by_perf.values():
-        group.sort(key=lambda x: x[1][0])
-        for j in range(len(group)):
-            for k in range(j + 1, len(group)):
-                (pa, sa), (pb, sb) = group[j], group[k]
-                ov = min(sa[1], sb[1]) - max(sa[0], sb[0])
-                if ov > 0:
-                    out.append(Pair(pa, pb, "overlap", float(sb[0] - sa[0]), 1.0, float(ov)))
+    for i, j, ov in shared_audio_links([perf for _, perf, _ in items], spans):
+        if spans[i] is None or spans[j] is None:
+            continue
+        a, b = (i, j) if spans[i] <= spans[j] else (j, i)
+        out.append(Pair(items[a][0], items[b][0], "overlap", spans[b][0] - spans[a][0], 1.0, float(ov)))
     return out
 
 
@@ -305,6 +302,7 @@ class Item:
     performance: str = ""
     augmented: bool = False
     sha1: str = ""
+    span: tuple[float, float] | None = None
 
     @property
     def role(self) -> str:
@@ -339,7 +337,7 @@ class Violation:
 
 def items_from_records(records: Iterable) -> list[Item]:
     """Manifest records → :class:`Item` s."""
-    return [Item(r.path, r.split, r.fold, r.performance, r.augmented, r.sha1) for r in records]
+    return [Item(r.path, r.split, r.fold, r.performance, r.augmented, r.sha1, record_span(r)) for r in records]
 
 
 def items_from_index(index) -> list[Item]:
@@ -349,8 +347,10 @@ def items_from_index(index) -> list[Item]:
     for row in first.itertuples(index=False):
         fold = row.fold
         fold = None if fold is None or (isinstance(fold, float) and np.isnan(fold)) or str(fold) == "<NA>" else int(fold)
+        start, end = float(getattr(row, "span_start", np.nan)), float(getattr(row, "span_end", np.nan))
+        span = None if np.isnan(start) or np.isnan(end) else (start, end)
         out.append(Item(str(row.item), str(row.split), fold, str(getattr(row, "performance_id", "")),
-                        bool(getattr(row, "augmented", False))))
+                        bool(getattr(row, "augmented", False)), span=span))
     return out
 
 
@@ -373,19 +373,22 @@ def find_leakage(items: Sequence[Item], pairs: Sequence[Pair]) -> list[Violation
         if p.a in idx and p.b in idx:
             union(idx[p.a], idx[p.b])
             links.append((idx[p.a], idx[p.b], f"{p.a} ~ {p.b} ({p.kind}, offset {p.offset_sec:.2f} s)"))
-    for key_name in ("performance", "sha1"):
-        first: dict[str, int] = {}
-        for i, it in enumerate(items):
-            key = getattr(it, key_name)
-            if not key:
-                continue
-            if key in first:
-                j = first[key]
-                if items[i].role != items[j].role:
-                    links.append((j, i, f"{items[j].path} ~ {it.path} (same {key_name} {key})"))
-                union(i, j)
-            else:
-                first[key] = i
+    for i, j, _ in shared_audio_links([it.performance for it in items], [it.span for it in items]):
+        if items[i].role != items[j].role:
+            links.append((i, j, f"{items[i].path} ~ {items[j].path} (same performance {items[i].performance}, "
+                                f"overlapping or unknown spans)"))
+        union(i, j)
+    first: dict[str, int] = {}
+    for i, it in enumerate(items):
+        if not it.sha1:
+            continue
+        if it.sha1 in first:
+            j = first[it.sha1]
+            if items[i].role != items[j].role:
+                links.append((j, i, f"{items[j].path} ~ {it.path} (same sha1 {it.sha1})"))
+            union(i, j)
+        else:
+            first[it.sha1] = i
     groups: dict[int, list[int]] = defaultdict(list)
     for i in range(len(items)):
         groups[find(i)].append(i)

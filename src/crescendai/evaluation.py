@@ -1,8 +1,8 @@
-"""Metrics for the 19-D regression: per-dimension r / R² / MSE, within-piece ranking, bootstrap CIs.
+"""Metrics for the 19-D regression: per-dimension r / R² / MSE, within-passage ranking, bootstrap CIs.
 
 Every metric function is pure: arrays in, numbers out. Shapes: ``y_true`` and ``y_pred`` are float
 [N, D] (N segments, D = 19 dimensions, labels on PercePiano's [1/7, 1] scale); ``groups`` are
-length-N arrays of hashable ids (performer or piece). Degenerate cases (constant column, fewer than
+length-N arrays of hashable ids (performer or passage). Degenerate cases (constant column, fewer than
 two rows) give ``nan`` for that dimension and are skipped by the ``nan``-aware summaries.
 
 Confidence intervals are percentile bootstraps. Two resampling units are offered, because they answer
@@ -83,21 +83,22 @@ def mse_per_dim(y_true: np.ndarray, y_pred: np.ndarray) -> np.ndarray:
 
 
 def pairwise_accuracy_per_dim(
-    y_true: np.ndarray, y_pred: np.ndarray, pieces: Sequence[object], min_gap: float = 0.0
+    y_true: np.ndarray, y_pred: np.ndarray, passages: Sequence[object], min_gap: float = 0.0
 ) -> np.ndarray:
-    """Within-piece pairwise ranking accuracy per dimension → float [D] in [0, 1].
+    """Within-passage pairwise ranking accuracy per dimension → float [D] in [0, 1].
 
-    For every pair of segments of the same piece whose true labels differ by more than ``min_gap``,
-    count whether the prediction orders them the same way (prediction ties count ½). Pairs across
-    pieces are never compared, so between-work differences cannot inflate the figure. ``nan`` where
-    no pair qualifies.
+    For every pair of segments of the same passage (renditions of the same bars by different
+    players, ``passage_id``) whose true labels differ by more than ``min_gap``, count whether the
+    prediction orders them the same way (prediction ties count ½). Pairs across passages are never
+    compared, so between-work and between-passage differences cannot inflate the figure. ``nan``
+    where no pair qualifies.
     """
     yt, yp = _check(y_true, y_pred)
-    pieces = np.asarray(pieces)
+    passages = np.asarray(passages)
     correct = np.zeros(yt.shape[1])
     total = np.zeros(yt.shape[1])
-    for p in np.unique(pieces):
-        idx = np.flatnonzero(pieces == p)
+    for p in np.unique(passages):
+        idx = np.flatnonzero(passages == p)
         if len(idx) < 2:
             continue
         i, j = np.triu_indices(len(idx), k=1)
@@ -241,13 +242,13 @@ def paired_bootstrap_gain(
 
 
 def per_dim_table(
-    y_true: np.ndarray, y_pred: np.ndarray, pieces: Sequence[object] | None = None
+    y_true: np.ndarray, y_pred: np.ndarray, passages: Sequence[object] | None = None
 ) -> list[dict[str, float | str | int]]:
-    """One row per dimension: ``dim, key, r, r2, mse`` (+ ``pairwise_acc`` when pieces given)."""
+    """One row per dimension: ``dim, key, r, r2, mse`` (+ ``pairwise_acc`` when passages given)."""
     r = pearson_per_dim(y_true, y_pred)
     r2 = r2_per_dim(y_true, y_pred)
     mse = mse_per_dim(y_true, y_pred)
-    acc = pairwise_accuracy_per_dim(y_true, y_pred, pieces) if pieces is not None else None
+    acc = pairwise_accuracy_per_dim(y_true, y_pred, passages) if passages is not None else None
     keys = KEYS if len(r) == N_DIMS else tuple(f"d{i}" for i in range(len(r)))
     rows: list[dict[str, float | str | int]] = []
     for d, key in enumerate(keys):
@@ -275,7 +276,7 @@ def summarize(
     y_true: np.ndarray,
     y_pred: np.ndarray,
     performers: Sequence[object],
-    pieces: Sequence[object],
+    passages: Sequence[object],
     n_boot: int = 1000,
     ci: float = 0.95,
     seed: int = 0,
@@ -287,7 +288,7 @@ def summarize(
     {r, r2, mse, pairwise_acc}).
     """
     yt, yp = _check(y_true, y_pred)
-    rows = per_dim_table(yt, yp, pieces)
+    rows = per_dim_table(yt, yp, passages)
     r = np.array([row["r"] for row in rows], dtype=float)
     r2 = np.array([row["r2"] for row in rows], dtype=float)
     mse = np.array([row["mse"] for row in rows], dtype=float)
@@ -414,14 +415,14 @@ L_COLS = [f"l_{d}" for d in range(N_DIMS)]
 def read_predictions(path: str | os.PathLike[str]):
     """The ``predictions.csv`` a finetune stage writes (columns: ``level`` segment|window, ``set``
     oof|test, ``fold``, ``item``, ``window``, ``start_sec``, ``performer_id``, ``piece_id``, ``y_*``,
-    ``pred_*``, ``local_*`` and, when the corpus has them, ``l_*``)."""
+    ``passage_id``, ``pred_*``, ``local_*`` and, when the corpus has them, ``l_*``)."""
     import pandas as pd
 
     p = Path(path)
     if not p.is_file():
         raise FileNotFoundError(f"{p}: missing; run the finetune stage (`dvc repro`) first")
-    df = pd.read_csv(p, dtype={"item": str, "performer_id": str, "piece_id": str})
-    missing = [c for c in ("level", "set", "item", *Y_COLS, *P_COLS) if c not in df]
+    df = pd.read_csv(p, dtype={"item": str, "performer_id": str, "piece_id": str, "passage_id": str})
+    missing = [c for c in ("level", "set", "item", "performer_id", "passage_id", *Y_COLS, *P_COLS) if c not in df]
     if missing:
         raise ValueError(f"{p}: missing columns {missing}; re-run the finetune stage")
     return df
@@ -435,7 +436,7 @@ def segment_rows(df, set_name: str):
 
 def _summ(seg, pred_cols, n_boot: int, ci: float, seed: int) -> dict[str, object]:
     return summarize(seg[Y_COLS].to_numpy(float), seg[pred_cols].to_numpy(float),
-                     seg["performer_id"].to_numpy(), seg["piece_id"].to_numpy(), n_boot, ci, seed)
+                     seg["performer_id"].to_numpy(), seg["passage_id"].to_numpy(), n_boot, ci, seed)
 
 
 def _window_block(df) -> dict[str, object]:
@@ -452,10 +453,15 @@ def _window_block(df) -> dict[str, object]:
     return out
 
 
-def ridge_baseline(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
-                   ) -> tuple[np.ndarray, np.ndarray]:
-    """Ridge peer baseline on the same folds: (oof predictions [len(items_oof), 19],
-    test predictions [len(items_test), 19]) in the given item orders."""
+def ridge_baseline(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str],
+                   inputs: str = "audio") -> tuple[np.ndarray, np.ndarray] | None:
+    """A ridge peer baseline on the same folds: (oof predictions [len(items_oof), 19], test predictions
+    [len(items_test), 19]) in the given item orders.
+
+    ``inputs="audio"``: hand-crafted features of the contract windows + the MIR proxies
+    (:mod:`crescendai.baseline`). ``inputs="midi"``: ~17 hand-crafted features of each item's symbolic
+    source (:mod:`crescendai.midi_features`; rendered corpora only) — None when an item has no MIDI.
+    """
     from crescendai.baseline import ridge_cv_predict, segment_features, window_features
     from crescendai.features import load_feature_set
 
@@ -464,16 +470,27 @@ def ridge_baseline(features_dir: str | os.PathLike[str], items_oof: Sequence[str
     wanted = set(items_oof) | set(items_test)
     rows = np.flatnonzero(ix["item"].isin(wanted).to_numpy())
     sub = ix.iloc[rows]
-    wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
-    prox_cols = [c for c in sub.columns if c.startswith("p_")]
-    if prox_cols:
-        wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
-    X, order = segment_features(wf, sub["item"].to_numpy())
-    first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]
-    Y = first[Y_COLS].to_numpy(float)
-    is_test = np.isin(order, list(items_test))
-    folds = first["fold"].fillna(-1).astype(int).to_numpy()
-    oof, test = ridge_cv_predict(X, Y, folds, is_test)
+    first = sub.groupby("item", sort=False).head(1).set_index("item")
+    if inputs == "midi":
+        from crescendai.midi_features import midi_ridge_baseline
+
+        midi = first["midi_path"].fillna("") if "midi_path" in first else None
+        if midi is None or (midi == "").any():
+            return None
+        order = list(first.index)
+        Y = first[Y_COLS].to_numpy(float)
+        folds = first["fold"].fillna(-1).astype(int).to_numpy()
+        oof, test = midi_ridge_baseline(list(midi), Y, folds, np.isin(order, list(items_test)))
+    else:
+        wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
+        prox_cols = [c for c in sub.columns if c.startswith("p_")]
+        if prox_cols:
+            wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
+        X, order = segment_features(wf, sub["item"].to_numpy())
+        first = first.loc[order]
+        Y = first[Y_COLS].to_numpy(float)
+        folds = first["fold"].fillna(-1).astype(int).to_numpy()
+        oof, test = ridge_cv_predict(X, Y, folds, np.isin(order, list(items_test)))
     pos = {it: i for i, it in enumerate(order)}
     return (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
 
@@ -489,7 +506,9 @@ def evaluate_variant(
     ridge: bool = True,
 ) -> dict[str, object]:
     """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
-    ``ridge``, ``ridge_cv`` / ``ridge_test`` for the peer baseline on the same segments and folds.
+    ``ridge``, ``ridge_cv`` / ``ridge_test`` for the audio-feature peer baseline on the same segments
+    and folds, plus ``midi_ridge_cv`` / ``midi_ridge_test`` (MIDI-feature ridge) when every item was
+    rendered from MIDI.
     Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
@@ -497,22 +516,31 @@ def evaluate_variant(
     if len(test) >= 3:
         out["test"] = _summ(test, P_COLS, n_boot, ci, seed)
     out["windows"] = _window_block(df)
-    ridge_oof = None
+    ridge_oof = midi_oof = None
     if ridge and features_dir is not None:
-        ridge_oof, ridge_test = ridge_baseline(features_dir, list(oof["item"]), list(test["item"]))
-        out["ridge_cv"] = summarize(oof[Y_COLS].to_numpy(float), ridge_oof, oof["performer_id"].to_numpy(),
-                                    oof["piece_id"].to_numpy(), n_boot, ci, seed)
-        if len(test) >= 3:
-            out["ridge_test"] = summarize(test[Y_COLS].to_numpy(float), ridge_test,
-                                          test["performer_id"].to_numpy(), test["piece_id"].to_numpy(),
-                                          n_boot, ci, seed)
+        for name, inputs in (("ridge", "audio"), ("midi_ridge", "midi")):
+            res = ridge_baseline(features_dir, list(oof["item"]), list(test["item"]), inputs)
+            if res is None:
+                continue
+            out[f"{name}_cv"] = summarize(oof[Y_COLS].to_numpy(float), res[0], oof["performer_id"].to_numpy(),
+                                          oof["passage_id"].to_numpy(), n_boot, ci, seed)
+            if len(test) >= 3:
+                out[f"{name}_test"] = summarize(test[Y_COLS].to_numpy(float), res[1],
+                                                test["performer_id"].to_numpy(), test["passage_id"].to_numpy(),
+                                                n_boot, ci, seed)
+            if inputs == "audio":
+                ridge_oof = res[0]
+            else:
+                midi_oof = res[0]
     yt, yp = oof[Y_COLS].to_numpy(float), oof[P_COLS].to_numpy(float)
-    rows = per_dim_table(yt, yp, oof["piece_id"].to_numpy())
+    rows = per_dim_table(yt, yp, oof["passage_id"].to_numpy())
     r_test = pearson_per_dim(test[Y_COLS].to_numpy(float), test[P_COLS].to_numpy(float)) if len(test) >= 3 else None
     r_ridge = pearson_per_dim(yt, ridge_oof) if ridge_oof is not None else None
+    r_midi = pearson_per_dim(yt, midi_oof) if midi_oof is not None else None
     for d, row in enumerate(rows):
         row["r_test"] = float(r_test[d]) if r_test is not None else float("nan")
         row["r_ridge"] = float(r_ridge[d]) if r_ridge is not None else float("nan")
+        row["r_midi_ridge"] = float(r_midi[d]) if r_midi is not None else float("nan")
     pd_ = Path(plots_dir)
     write_csv(pd_ / f"eval_{variant}_per_dim.csv", rows)
     write_csv(pd_ / f"eval_{variant}_scatter.csv", scatter_rows(yt, yp, list(oof["item"])))

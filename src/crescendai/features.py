@@ -6,7 +6,9 @@ Layout of one set (``labelled``, ``ssl`` or ``ood``) under ``data/features/<set>
   ``np.lib.format``; open with ``mmap_mode="r"`` (:func:`load_feature_set` does).
 - ``index.csv``: one row per window, row ``i`` describes ``windows[i]``: ``item`` (manifest path),
   ``item_idx``, ``window``, ``start_sec``, ``pad_fraction``, ``split``, ``fold``, ``performer_id``,
-  ``piece_id``, ``performance_id``, ``source``, ``augmented``, ``y_0..y_18`` (segment labels, NaN when
+  ``piece_id``, ``performance_id``, ``passage_id`` (:func:`crescendai.corpora.manifest.passage_id`),
+  ``span_start``, ``span_end`` (the item's span in its performance, NaN when unknown), ``midi_path``
+  (the symbolic source of rendered items, "" otherwise), ``source``, ``augmented``, ``y_0..y_18`` (segment labels, NaN when
   unlabelled), ``l_0..l_18`` (local labels at the window start, NaN when absent),
   ``p_onset_density, p_tempo_stability, p_loudness_dynamics, p_pedal`` (:mod:`crescendai.proxies`),
   ``timbre_class`` (piano model index or -1).
@@ -51,7 +53,7 @@ from crescendai.audio import (
     n_windows,
     windows_from_mel,
 )
-from crescendai.corpora.manifest import ManifestRecord
+from crescendai.corpora.manifest import ManifestRecord, passage_id, record_span
 from crescendai.dims import N_DIMS
 from crescendai.io_utils import atomic_write, write_json
 from crescendai.proxies import PROXY_NAMES, audio_proxies, midi_proxies
@@ -231,6 +233,7 @@ def build_feature_set(
             i, db, padf, start, prox = res
             rec = records[i]
             n = db.shape[0]
+            span = record_span(rec) or (np.nan, np.nan)
             if n > bounds[i]:  # pragma: no cover - the bound is generous
                 raise FeatureError(f"{rec.path}: {n} windows exceed the bound {bounds[i]}")
             mm[pos : pos + n] = db
@@ -239,7 +242,9 @@ def build_feature_set(
                 "pad_fraction": padf, "split": rec.split,
                 "fold": pd.array([rec.fold] * n, dtype="Int64"),
                 "performer_id": rec.performer_id, "piece_id": rec.piece_id,
-                "performance_id": rec.performance, "source": rec.source, "augmented": rec.augmented,
+                "performance_id": rec.performance, "passage_id": passage_id(rec),
+                "span_start": span[0], "span_end": span[1], "midi_path": str(rec.extra.get("midi_path", "")),
+                "source": rec.source, "augmented": rec.augmented,
             })
             y = np.full((n, N_DIMS), np.nan, np.float32) if rec.labels is None else \
                 np.tile(np.asarray(rec.labels, np.float32), (n, 1))
@@ -265,8 +270,8 @@ def build_feature_set(
     os.replace(tmp, out / "windows.npy")
     index = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["item", "item_idx", "window", "start_sec", "pad_fraction", "split", "fold",
-                 "performer_id", "piece_id", "performance_id", "source", "augmented",
-                 *Y_COLS, *L_COLS, *P_COLS, "timbre_class"])
+                 "performer_id", "piece_id", "performance_id", "passage_id", "span_start", "span_end",
+                 "midi_path", "source", "augmented", *Y_COLS, *L_COLS, *P_COLS, "timbre_class"])
     with atomic_write(out / "index.csv") as f:
         index.to_csv(f, index=False, float_format="%.6g")
     stats.n_windows = pos
@@ -388,7 +393,7 @@ def load_feature_set(path: str | os.PathLike[str], *, check_leakage: bool = Fals
             raise FeatureError(f"{f} not found; run `dvc repro preprocess`")
     windows = np.load(w, mmap_mode="r")
     index = pd.read_csv(ix, dtype={"performer_id": str, "piece_id": str, "item": str,
-                                   "performance_id": str, "source": str, "split": str},
+                                   "performance_id": str, "passage_id": str, "midi_path": str, "source": str, "split": str},
                         keep_default_na=False, na_values={c: [""] for c in [*Y_COLS, *L_COLS, "fold"]})
     index["fold"] = index["fold"].astype("Int64")
     if len(index) != windows.shape[0]:

@@ -108,7 +108,7 @@ class LabelledSet:
         windows: float16/32 [W, 128, 128] dB (may be a memmap or a torch tensor on the device).
         pad_fraction: float [W].
         index: the window table (``index.csv``), row ``w`` ↔ ``windows[w]``.
-        segments: one row per segment: ``item, performer_id, piece_id, split, fold, timbre_class`` and
+        segments: one row per segment: ``item, performer_id, piece_id, passage_id, split, fold, timbre_class`` and
             ``y_*``; ``rows[s]`` lists its window rows in time order.
     """
 
@@ -160,7 +160,7 @@ def build_set(windows: np.ndarray | torch.Tensor, index: pd.DataFrame) -> Labell
     sort_key = "start_sec" if "start_sec" in index else "window"
     index = index.sort_values(["item", sort_key], kind="stable").reset_index(drop=True)
     first = index.groupby("item", sort=False).head(1)
-    segments = first[["item", "performer_id", "piece_id", "split", "fold", "timbre_class", *Y_COLS]]
+    segments = first[["item", "performer_id", "piece_id", "passage_id", "split", "fold", "timbre_class", *Y_COLS]]
     segments = segments.reset_index(drop=True)
     pos = {it: i for i, it in enumerate(segments["item"])}
     seg_of = index["item"].map(pos).to_numpy()
@@ -497,14 +497,14 @@ class FinetuneResult:
 def _pred_frame(data: LabelledSet, segs: np.ndarray, seg_pred: np.ndarray, w: dict[str, np.ndarray],
                 pos: np.ndarray, set_name: str, fold: int) -> pd.DataFrame:
     seg = data.segments.iloc[segs]
-    base = seg[["item", "performer_id", "piece_id"]].reset_index(drop=True)
+    base = seg[["item", "performer_id", "piece_id", "passage_id"]].reset_index(drop=True)
     s = pd.concat([base.assign(level="segment", set=set_name, fold=fold, window=-1, start_sec=np.nan),
                    pd.DataFrame(data.y[segs], columns=list(Y_COLS)),
                    pd.DataFrame(seg_pred, columns=list(P_COLS)),
                    pd.DataFrame(np.full_like(seg_pred, np.nan), columns=list(LOC_COLS))], axis=1)
     idx = data.index.iloc[pos].reset_index(drop=True)
     lab = idx[list(L_COLS)] if set(L_COLS) <= set(idx.columns) else None
-    wf = pd.concat([idx[["item", "performer_id", "piece_id"]].assign(
+    wf = pd.concat([idx[["item", "performer_id", "piece_id", "passage_id"]].assign(
                         level="window", set=set_name, fold=fold,
                         window=idx.get("window", -1), start_sec=idx["start_sec"]),
                     idx[list(Y_COLS)],

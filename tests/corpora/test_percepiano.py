@@ -70,3 +70,22 @@ def test_missing_root_and_audio(tmp_path, pp):
     (audio / f"{NAMES[1]}.flac").unlink()
     with pytest.raises(CorpusError, match=NAMES[1]):
         read_percepiano(root, audio)
+
+
+def test_align_segment_spans_finds_the_bars_of_longer_segments():
+    from crescendai.corpora.percepiano import align_segment_spans
+    from crescendai.labelfile import parse_name
+
+    rng = __import__("numpy").random.default_rng(0)
+    eight = {j: [int(p) for p in rng.integers(40, 90, 30)] for j in range(1, 7)}
+    segs = {}
+    for player in ("3", "5"):
+        for j, pitches in eight.items():
+            segs[f"W_8bars_{player}_{j}"] = pitches
+    segs["W_16bars_3_2"] = eight[3] + eight[4]  # upstream: 16bars_2 = 8bars_3 + 8bars_4 (not 8bars_3..4 by formula here)
+    segs["W_16bars_5_2"] = eight[3][:-2] + eight[4]  # another take, slightly different ending
+    segs["W_16bars_5_9"] = [1, 2, 3] * 10  # no match anywhere
+    spans = align_segment_spans({n: (parse_name(n), p) for n, p in segs.items()})
+    assert spans["W_8bars_3_1"] == (0, 8) and spans["W_8bars_5_6"] == (40, 48)
+    assert spans["W_16bars_3_2"] == spans["W_16bars_5_2"] == (16, 32)
+    assert "W_16bars_5_9" not in spans

@@ -64,3 +64,34 @@ def test_schema_validates_on_write_and_read(tmp_path):
         read_manifest(tmp_path / "bad.jsonl")
     with pytest.raises(ManifestError, match="duplicate path"):
         write_manifest(tmp_path / "d.jsonl", [recs[0], recs[0]])
+
+
+def _pp_records():
+    """A PercePiano-like work: 6 takes × eight 8-bar segments, plus 16-bar segments over bars 8–24
+    and 40–56 (upstream numbers them on their own), and Score/Score2 deadpan takes sharing an id."""
+    recs = []
+    for player in ["1", "2", "3", "4", "Score", "Score2"]:
+        perf = "pp:W:Score" if player.startswith("Score") else f"pp:W:{player}"
+        segs = [(f"8bars_{j}", [(j - 1) * 8, j * 8]) for j in range(1, 9)] + [("16bars_1", [8, 24]), ("16bars_2", [40, 56])]
+        for seg, span in segs:
+            recs.append(ManifestRecord(
+                path=f"a/W_{seg}_{player}.flac", sha1="0" * 40, duration_sec=3.0, sample_rate=22050,
+                performer_id=player, piece_id="W", segment_id=seg, split="train", source="pp", license="MIT",
+                performance_id=perf, labels=[0.5] * 19, extra={"span_bars": span}))
+    return recs
+
+
+def test_passage_split_keeps_shared_bars_together_and_spreads_a_take():
+    out = assign_splits(_pp_records(), "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=0)
+    where = {r.path: (r.split, r.fold) for r in out}
+    for player in ["1", "2", "3", "4", "Score", "Score2"]:
+        # the 16-bar segment over bars 8-24 shares audio with 8-bar segments 2 and 3 of the take
+        assert where[f"a/W_16bars_1_{player}.flac"] == where[f"a/W_8bars_2_{player}.flac"] == where[f"a/W_8bars_3_{player}.flac"]
+        assert where[f"a/W_16bars_2_{player}.flac"] == where[f"a/W_8bars_6_{player}.flac"] == where[f"a/W_8bars_7_{player}.flac"]
+    for seg in ["8bars_1", "8bars_4", "8bars_8"]:  # every rendition of the same bars together
+        assert len({where[f"a/W_{seg}_{p}.flac"] for p in ["1", "2", "3", "4", "Score", "Score2"]}) == 1
+    assert len({where[f"a/W_{s}_1.flac"] for s in ["8bars_1", "8bars_4", "8bars_5", "8bars_8"]}) > 1  # a take spreads
+    # without spans the take cannot be cut: every passage joins through the shared performance
+    bare = [dataclasses.replace(r, extra={}) for r in _pp_records()]
+    with pytest.raises(SplitError, match="passage"):
+        assign_splits(bare, "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=0)

@@ -31,6 +31,7 @@ from crescendai.corpora.common import (
 )
 from crescendai.corpora.maestro import read_csv_rows
 from crescendai.corpora.manifest import ManifestRecord
+from crescendai.corpora.percepiano import RENDER_LEAD_SEC, midi_offset
 from crescendai.io_utils import sha1_file
 
 LICENSE = "CC BY-NC-SA 4.0"
@@ -101,7 +102,6 @@ def read_asap(
             raise CorpusError(f"asap: no rendered audio {audio} for {midi}; run the render stage or add it "
                               "to corpora.exclude")
         duration, sr = audio_facts(audio, "asap")
-        from crescendai.corpora.percepiano import RENDER_LEAD_SEC, midi_offset
 
         shift = midi_offset(midi, RENDER_LEAD_SEC, "asap")
         extra = {"midi_path": rel(midi), "midi_offset_sec": shift,

@@ -4,7 +4,8 @@ Every reader turns an upstream layout into :class:`~crescendai.corpora.manifest.
 ``split="train"`` and ``fold=None``; :func:`crescendai.corpora.splits.assign_splits` sets the role.
 A file that cannot be read fails with :class:`CorpusError` naming it, unless it is listed in
 ``corpora.exclude`` (matched against the file's path relative to the corpus root, its file name or its
-stem); every exclusion is logged and returned in :attr:`ReadResult.excluded`, never silent.
+stem); every exclusion is returned in :attr:`ReadResult.excluded` and summarised in the log
+(:meth:`ReadResult.log_exclusions`), never silent.
 """
 
 from __future__ import annotations
@@ -35,8 +36,17 @@ class ReadResult:
     excluded: list[dict[str, str]] = field(default_factory=list)
 
     def exclude(self, item: str, reason: str) -> None:
-        log.warning("excluded %s: %s", item, reason)
+        log.debug("excluded %s: %s", item, reason)
         self.excluded.append({"item": item, "reason": reason})
+
+    def log_exclusions(self, corpus: str, where: str) -> None:
+        """One warning per reason: how many items, the first three, and where the full list is."""
+        by_reason: dict[str, list[str]] = {}
+        for e in self.excluded:
+            by_reason.setdefault(e["reason"], []).append(e["item"])
+        for reason, items in by_reason.items():
+            log.warning("%s: %d item(s) excluded (%s): %s%s; full list in %s", corpus, len(items), reason,
+                        ", ".join(items[:3]), " …" if len(items) > 3 else "", where)
 
 
 def require_dir(root: str | os.PathLike[str], corpus: str, expected: str) -> Path:

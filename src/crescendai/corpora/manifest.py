@@ -23,7 +23,8 @@ label_ref       the key in the label file, or None
 labels          19 floats in [1/7, 1] (crescendai.dims order), or None
 augmented       True for an augmented copy (never enters validation or test)
 extra           corpus-specific: bar_times, beat_times, local_labels, local_hop_sec, piano, midi_path,
-                span_sec ([start, end] seconds inside the performance), ...
+                span_sec ([start, end] seconds inside the performance), span_bars ([start, end) in bars
+                inside the performance, from segment names: PercePiano ``8bars_3`` → [16, 24]), ...
 ==============  =========================================================================================
 """
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -189,4 +190,51 @@ def read_manifests(paths: Iterable[str | os.PathLike[str]]) -> list[ManifestReco
                 raise ManifestError(f"{p}: path {r.path!r} is also in {seen[r.path]}")
             seen[r.path] = str(p)
             out.append(r)
+    return out
+
+
+Span = tuple[float, float]
+
+
+def passage_id(r: ManifestRecord) -> str:
+    """The exact passage a record plays: ``source:piece:segment`` (renditions of the same bars by
+    different players share it; within-passage ranking compares them), or its performance when the
+    piece is unknown."""
+    return f"{r.source}:{r.piece_id}:{r.segment_id}" if r.piece_id else f"perf:{r.performance}"
+
+
+def record_span(r: ManifestRecord) -> Span | None:
+    """The stretch of its performance a record covers: ``extra.span_sec``, else ``extra.span_bars``
+    ([start, end), one unit per corpus), else None (unknown: the record may share audio with any
+    other record of its performance)."""
+    for key in ("span_sec", "span_bars"):
+        span = r.extra.get(key)
+        if span is not None and len(span) == 2:
+            return float(span[0]), float(span[1])
+    return None
+
+
+def shared_audio_links(performances: Sequence[str], spans: Sequence[Span | None]) -> list[tuple[int, int, float]]:
+    """Index pairs ``(i, j, overlap)`` (i < j) of items that may hold the same audio.
+
+    Two items may share audio when they have the same non-empty performance id and their spans
+    overlap (``overlap`` > 0, in the span's unit) or either span is unknown (``overlap`` = nan).
+    Segments of one performance that cover different bars are different audio; linking these pairs
+    gives the groups that must never straddle folds (splits) and that the dedup stage enforces.
+    """
+    by_perf: dict[str, list[int]] = {}
+    for i, perf in enumerate(performances):
+        if perf:
+            by_perf.setdefault(perf, []).append(i)
+    out: list[tuple[int, int, float]] = []
+    for members in by_perf.values():
+        for a_pos, i in enumerate(members):
+            for j in members[a_pos + 1:]:
+                si, sj = spans[i], spans[j]
+                if si is None or sj is None:
+                    out.append((i, j, math.nan))
+                    continue
+                ov = min(si[1], sj[1]) - max(si[0], sj[0])
+                if ov > 0:
+                    out.append((i, j, ov))
     return out

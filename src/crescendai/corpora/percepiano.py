@@ -9,7 +9,12 @@ Upstream layout (``corpora.percepiano`` = a checkout of the PercePiano repositor
 The render stage turns every MIDI into ``data/audio/percepiano/<name>.flac``; a record's ``path`` is that
 audio file, ``extra.midi_path`` the source MIDI. ``<name>`` = ``<work>_<N>bars_<PLAYER>_<SEGMENT>``
 (:mod:`crescendai.labelfile`): performer = player, piece = work, performance = work + player (all
-segments of one player's take of one work), ``Score``/``Score2`` players are flagged deadpan. MIDI files
+segments of one player's take of one work), ``Score``/``Score2`` players are flagged deadpan.
+``extra.span_bars`` = [start, end) bars a segment covers in its work (:func:`align_segment_spans`):
+upstream numbers 16-bar segments on their own (``16bars_7`` holds the notes of ``8bars_12`` and
+``8bars_13`` of the same take), so the spans of the longer segments are found from the notes.
+Segments of one take that cover other bars are different audio and may sit in different folds of a
+passage split; overlapping ones may not. MIDI files
 without a label entry are left out and listed (reason "no label"). Names are matched after stripping
 stray whitespace (upstream has `` Schubert_D935_no.3_4bars_2_1.mid`` with a leading space).
 
@@ -21,7 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterable
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,7 @@ from crescendai.labelfile import (
     MEAN_FILE,
     STD_FILE,
     LabelFileError,
+    SegmentName,
     parse_name,
     read_labels,
     split_entry,
@@ -102,6 +109,75 @@ def read_stds(path: Path, corpus: str) -> dict[str, list[float]]:
     return out
 
 
+def align_segment_spans(
+    segments: Mapping[str, tuple[SegmentName, Sequence[int]]], probe: int = 12
+) -> dict[str, tuple[int, int]]:
+    """The bars [start, end) each segment covers inside its work.
+
+    Args:
+        segments: name → (parsed name, the segment's MIDI pitches in onset order).
+        probe: how many leading pitches of a short segment must occur, in order and contiguously,
+            in a longer segment's pitch sequence for the short one to count as contained.
+
+    Returns:
+        name → (start, end) in bars. A work's shortest segments cover
+        [(SEGMENT − 1)·N, SEGMENT·N). A longer segment covers the run of shortest segments of the same
+        take it contains; the span most takes agree on for that (work, N, SEGMENT) is given to every
+        take. Segments whose span cannot be found (no contained short segment in any take) are left
+        out: their span is unknown.
+    """
+    by_work: dict[str, list[str]] = defaultdict(list)
+    for name, (seg, _) in segments.items():
+        by_work[seg.work].append(name)
+    out: dict[str, tuple[int, int]] = {}
+    for names in by_work.values():
+        unit = min(segments[n][0].bars for n in names)
+        short = {(segments[n][0].player, segments[n][0].segment): n for n in names if segments[n][0].bars == unit}
+        for n in names:
+            seg = segments[n][0]
+            if seg.bars == unit:
+                out[n] = ((seg.segment - 1) * unit, seg.segment * unit)
+        votes: dict[tuple[int, int], Counter] = defaultdict(Counter)
+        for n in names:
+            seg, pitches = segments[n]
+            if seg.bars == unit:
+                continue
+            text = ",".join(map(str, pitches)) + ","
+            inside = [k for (player, k), sn in short.items() if player == seg.player
+                      and len(segments[sn][1]) >= probe
+                      and ",".join(map(str, segments[sn][1][:probe])) + "," in text]
+            if inside:
+                votes[(seg.bars, seg.segment)][((min(inside) - 1) * unit, max(inside) * unit)] += 1
+        for n in names:
+            seg = segments[n][0]
+            if seg.bars != unit and votes[(seg.bars, seg.segment)]:
+                out[n] = votes[(seg.bars, seg.segment)].most_common(1)[0][0]
+    return out
+
+
+def segment_spans(midis: Iterable[Path], corpus: str) -> dict[str, tuple[int, int]]:
+    """Read the pitches of PercePiano-named MIDI files and :func:`align_segment_spans` them (names
+    stripped of stray whitespace; files whose name does not parse are skipped)."""
+    from crescendai.midi import MidiError, read_midi
+
+    segments: dict[str, tuple[SegmentName, list[int]]] = {}
+    for midi in midis:
+        try:
+            seg = parse_name(midi.stem.strip())
+            notes = sorted(read_midi(midi).notes, key=lambda n: (round(n.onset_sec, 3), n.pitch))
+        except LabelFileError:
+            continue
+        except MidiError as err:
+            raise CorpusError(f"corpora.{corpus}: {err}; add the file to corpora.exclude") from None
+        segments[midi.stem.strip()] = (seg, [n.pitch for n in notes])
+    spans = align_segment_spans(segments)
+    missing = sorted(set(segments) - set(spans))
+    if missing:
+        log.warning("%s: %d segment(s) with no span found (treated as overlapping every segment of their "
+                    "take): %s", corpus, len(missing), ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
+    return spans
+
+
 RENDER_LEAD_SEC: float = 0.2
 """The render stage starts external MIDI at its first note minus this lead
 (``crescendai.synth.render.trim_performance_start``)."""
@@ -155,6 +231,7 @@ def read_percepiano_layout(
             f"(`dvc repro render`) with this corpus enabled"
         )
     render_index = load_render_index(audio_dir)
+    spans = segment_spans(midis, corpus)
     out = ReadResult()
     for midi in midis:
         stem = midi.stem
@@ -184,6 +261,8 @@ def read_percepiano_layout(
         r_info = render_index.get(audio.stem, {})
         vals, pianist = split_entry(entry) if entry is not None else (None, None)
         extra: dict[str, Any] = {"midi_path": rel(midi), "bars": seg.bars, "deadpan": seg.is_deadpan}
+        if name in spans:
+            extra["span_bars"] = list(spans[name])
         if render_lead_sec is not None:
             extra["midi_offset_sec"] = midi_offset(midi, render_lead_sec, corpus)
         if pianist is not None:

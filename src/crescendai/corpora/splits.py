@@ -1,9 +1,19 @@
-"""Split assignment: performer-level (or piece-level) K folds plus a fixed test set.
+"""Split assignment: performer-, piece- or passage-level K folds plus a fixed test set.
 
-Supervised corpora: groups (performers, or pieces with ``split.group_by: piece``) are shuffled with
-the seed; whole groups go to the test set until it holds at least ``test_fraction`` of the items, the
-rest are dealt into ``n_folds`` folds balanced by item count (largest group first into the smallest
-fold). Groups that share a performance id are merged first. A group never straddles folds, so no performer (or piece) and no performance sits in two folds.
+Supervised corpora: groups are shuffled with the seed; whole groups go to the test set until it holds
+at least ``test_fraction`` of the items, the rest are dealt into ``n_folds`` folds balanced by item
+count (largest group first into the smallest fold). ``split.group_by`` picks the groups:
+
+- ``performer``: every item of a performer together (tests generalisation to unseen players);
+- ``piece``: every item of a work together (unseen works; unbalanced when one work dominates);
+- ``passage``: every rendition of the same bars of a work together — items of one work whose spans
+  (``extra.span_bars`` / ``span_sec``, see :func:`crescendai.corpora.manifest.record_span`) overlap, so
+  a 16-bar segment joins the 8-bar segments it contains, across players (unseen passages; PercePiano's
+  usual protocol). Items without a span group by piece + segment id.
+
+Before dealing, groups holding items that may share audio
+(:func:`crescendai.corpora.manifest.shared_audio_links`: one performance, overlapping or unknown spans)
+are merged, so no audio sits in two folds.
 Supervised non-test items get ``split="train"`` and ``fold=k``: fold ``k`` is the validation set of
 CV round ``k``. SSL corpora are ``split="ssl"``, out-of-distribution corpora ``"ood"``, both fold None.
 Deterministic from the seed and the set of records (input order does not matter).
@@ -16,7 +26,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from crescendai.corpora.manifest import ManifestRecord
+from crescendai.corpora.manifest import ManifestRecord, record_span, shared_audio_links
 
 ROLES: tuple[str, ...] = ("supervised", "ssl", "ood")
 
@@ -25,13 +35,40 @@ class SplitError(ValueError):
     """Splits cannot be assigned (e.g. fewer groups than folds); the message says what to change."""
 
 
+GROUP_BY: tuple[str, ...] = ("performer", "piece", "passage")
+
+
 def group_key(r: ManifestRecord, group_by: str) -> str:
-    """The grouping key of a record: its performer (or piece), falling back to its performance."""
+    """The grouping key of a record before merging: its performer, piece, or piece + segment
+    (passage), falling back to its performance when the id is unknown."""
     if group_by == "performer":
         return f"performer:{r.source}:{r.performer_id}" if r.performer_id else f"perf:{r.performance}"
     if group_by == "piece":
         return f"piece:{r.source}:{r.piece_id}" if r.piece_id else f"perf:{r.performance}"
-    raise SplitError(f"split.group_by must be 'performer' or 'piece', got {group_by!r}")
+    if group_by == "passage":
+        return f"passage:{r.source}:{r.piece_id}:{r.segment_id}" if r.piece_id else f"perf:{r.performance}"
+    raise SplitError(f"split.group_by must be one of {list(GROUP_BY)}, got {group_by!r}")
+
+
+def group_links(records: list[ManifestRecord], group_by: str) -> list[tuple[int, int]]:
+    """Index pairs whose groups must merge: items that may share audio and, for ``passage``, items of
+    one work whose spans overlap (renditions of the same bars by any player)."""
+    spans = [record_span(r) for r in records]
+    links = [(i, j) for i, j, _ in shared_audio_links([r.performance for r in records], spans)]
+    if group_by == "passage":
+        by_piece: dict[tuple[str, str], list[int]] = defaultdict(list)
+        for i, r in enumerate(records):
+            if r.piece_id and spans[i] is not None:
+                by_piece[(r.source, r.piece_id)].append(i)
+        for members in by_piece.values():
+            members.sort(key=lambda i: spans[i])
+            reach, last = -np.inf, -1
+            for i in members:  # sweep: an item joins the run whose furthest end it starts before
+                if spans[i][0] < reach:
+                    links.append((last, i))
+                if spans[i][1] > reach:
+                    reach, last = spans[i][1], i
+    return links
 
 
 def assign_splits(
@@ -50,7 +87,7 @@ def assign_splits(
         role: "supervised", "ssl" or "ood".
         n_folds: K >= 2 (supervised only).
         test_fraction: share of items in the fixed test set, in [0, 0.9].
-        group_by: "performer" or "piece".
+        group_by: "performer", "piece" or "passage".
         seed: the shuffling seed.
 
     Raises:
@@ -61,8 +98,8 @@ def assign_splits(
     if role != "supervised":
         split = role
         return [dataclasses.replace(r, split=split, fold=None) for r in records]
-    # groups: performers (or pieces), merged when they share a performance id (e.g. PercePiano's
-    # Score/Score2 deadpan renditions of one passage), so one performance never straddles folds
+    # groups merged along links: shared audio (e.g. PercePiano's Score/Score2 deadpan renditions of
+    # one passage, a 16-bar segment and its 8-bar parts) never straddles folds
     parent: dict[str, str] = {}
 
     def find(x: str) -> str:
@@ -72,13 +109,11 @@ def assign_splits(
             x = parent[x]
         return x
 
-    by_perf: dict[str, str] = {}
-    for r in records:
-        g = find(group_key(r, group_by))
-        if r.performance in by_perf:
-            parent[g] = find(by_perf[r.performance])
-        else:
-            by_perf[r.performance] = g
+    keys0 = [group_key(r, group_by) for r in records]
+    for i, j in group_links(records, group_by):
+        a, b = find(keys0[i]), find(keys0[j])
+        if a != b:
+            parent[a] = b
     groups: dict[str, list[int]] = defaultdict(list)
     for i, r in enumerate(records):
         groups[find(group_key(r, group_by))].append(i)
@@ -88,7 +123,7 @@ def assign_splits(
         raise SplitError(
             f"{len(keys)} {group_by} group(s) cannot fill {n_folds} folds"
             f"{' and a test set' if test_fraction > 0 else ''}; lower split.n_folds or "
-            f"split.test_fraction, or use split.group_by: {'piece' if group_by == 'performer' else 'performer'}"
+            f"split.test_fraction, or use another split.group_by ({', '.join(g for g in GROUP_BY if g != group_by)})"
         )
     rng = np.random.default_rng(seed)
     order = [keys[i] for i in rng.permutation(len(keys))]
