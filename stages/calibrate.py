@@ -1,5 +1,6 @@
 """calibrate: isotonic maps per dimension fitted on the out-of-fold (validation) segment
-predictions of the tutor's variant; before/after metrics on the test set; the tutor bundle.
+predictions of the tutor's variant (``calibrate.variant``; ``auto`` picks the variant with the higher
+CV median r, never looking at the test set); before/after metrics on the test set; the tutor bundle.
 
 Writes models/tutor/ (model.pt, config.json, calibration.json), metrics/calibration.json,
 plots/calibration.csv and plots/calibration.png.
@@ -13,7 +14,7 @@ from pathlib import Path
 
 from crescendai.calibration import fit_from_predictions, plot_reliability
 from crescendai.config import load_params, seed_everything
-from crescendai.evaluation import write_csv
+from crescendai.evaluation import best_variant, write_csv
 from crescendai.io_utils import read_json, write_json
 
 
@@ -21,10 +22,14 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params()
     seed_everything(params.seed)
-    variant = params.calibrate.variant
+    variant, cv = params.calibrate.variant, {}
+    if variant == "auto":
+        variant, cv = best_variant({v: f"models/finetune_{v}/predictions.csv" for v in ("ssl", "scratch")})
+        logging.info("calibrate.variant auto: CV median r %s → %s", {k: round(x, 4) for k, x in cv.items()}, variant)
     src = Path(f"models/finetune_{variant}")
     cal, metrics, rows = fit_from_predictions(src / "predictions.csv", params.calibrate.n_bins)
-    metrics = {"variant": variant, **metrics}
+    metrics = {"variant": variant, **({"cv_median_r": {k: round(x, 6) for k, x in cv.items()}} if cv else {}),
+               **metrics}
 
     out = Path("models/tutor")
     out.mkdir(parents=True, exist_ok=True)

@@ -78,3 +78,26 @@ def test_summarize_is_json_ready(data, tmp_path):
     ev.plot_per_dim_bars(tmp_path / "bars.png", {"a": s["per_dim"] and ev.pearson_per_dim(y, p)})
     ev.plot_scatter(tmp_path / "sc.png", y, p)
     assert (tmp_path / "bars.png").stat().st_size > 0 and (tmp_path / "sc.png").stat().st_size > 0
+
+
+def test_best_variant_picks_the_higher_cv_median_r_and_ignores_test(tmp_path):
+    import pandas as pd
+
+    rng = np.random.default_rng(1)
+    y = rng.uniform(0.2, 0.9, (12, 19))
+
+    def write(name, oof_noise, test_pred):
+        rows = []
+        for i in range(12):
+            is_test = i >= 8
+            pred = test_pred[i] if is_test else y[i] + rng.normal(0, oof_noise, 19)
+            rows.append({"level": "segment", "set": "test" if is_test else "oof", "item": f"s{i}",
+                         "performer_id": str(i % 4), "passage_id": "p",
+                         **{f"y_{d}": y[i, d] for d in range(19)}, **{f"pred_{d}": pred[d] for d in range(19)}})
+        pd.DataFrame(rows).to_csv(tmp_path / f"{name}.csv", index=False)
+        return tmp_path / f"{name}.csv"
+
+    good = write("good", 0.01, rng.uniform(0, 1, (12, 19)))  # good on validation, random on test
+    bad = write("bad", 1.0, y)  # perfect on test: must not matter
+    name, scores = ev.best_variant({"bad": bad, "good": good})
+    assert name == "good" and scores["good"] > 0.9 > scores["bad"]

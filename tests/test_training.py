@@ -200,3 +200,45 @@ def test_run_dir_resumes_only_the_same_run(tmp_path):
     (d / "last.pt").write_bytes(b"checkpoint")
     finish_run_dir(d)  # the stage wrote its outputs: a later rerun starts fresh
     assert prepare_run_dir(d, fingerprint({"lr": 2e-3}, "abc")) is False
+
+
+def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
+    from crescendai.objectives import gather_across_ranks, infonce
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    setup_distributed("cpu")
+    g = torch.Generator().manual_seed(0)
+    z_all = torch.randn(10, 8, generator=g)
+    rec_all = torch.tensor([0, 0, 1, 1, 2, 2, 0, 3, 3, 4])  # recording 0 has crops on both ranks
+    rows = [slice(0, 6), slice(6, 10)][rank]  # unequal shards
+    z = z_all[rows].clone().requires_grad_(True)
+    zg, rg = gather_across_ranks(z, rec_all[rows])
+    loss = infonce(zg, rg, 0.1)
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grad": z.grad, "rec": rg}, os.path.join(out, f"g{rank}.pt"))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_infonce_negatives_are_gathered_across_ranks(tmp_path):
+    """Two gloo ranks with unequal shards: every rank's loss is the loss of the whole batch, and the
+    summed gradient of each rank's rows is the single-process gradient (world × for the all_gather
+    sum, ÷ world by DDP averaging)."""
+    from crescendai.objectives import infonce
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    torch.multiprocessing.spawn(_gather_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    g = torch.Generator().manual_seed(0)
+    z_all = torch.randn(10, 8, generator=g).requires_grad_(True)
+    rec_all = torch.tensor([0, 0, 1, 1, 2, 2, 0, 3, 3, 4])
+    ref = infonce(z_all, rec_all, 0.1)
+    ref.backward()
+    r0, r1 = (torch.load(tmp_path / f"g{k}.pt", weights_only=True) for k in (0, 1))
+    assert torch.equal(r0["rec"], rec_all) and torch.equal(r1["rec"], rec_all)
+    assert torch.allclose(r0["loss"], ref.detach()) and torch.allclose(r1["loss"], ref.detach())
+    grad = torch.cat([r0["grad"], r1["grad"]]) / 2  # DDP averages over the 2 ranks
+    assert torch.allclose(grad, z_all.grad, atol=1e-6)

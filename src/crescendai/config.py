@@ -210,7 +210,8 @@ class CalibrateParams:
     """Isotonic calibration per dimension on validation predictions."""
 
     n_bins: int = field(default=10, metadata=_rng(2, 1000))
-    variant: str = field(default="ssl", metadata=_choices("ssl", "scratch"))  # model for the tutor
+    # the tutor's model: "auto" = the variant with the higher CV (out-of-fold) median r
+    variant: str = field(default="auto", metadata=_choices("auto", "ssl", "scratch"))
 
 
 @dataclass(frozen=True)

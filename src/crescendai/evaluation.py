@@ -548,6 +548,24 @@ def evaluate_variant(
     return out
 
 
+def best_variant(predictions: dict[str, str | os.PathLike[str]]) -> tuple[str, dict[str, float]]:
+    """The variant whose out-of-fold (validation) segment predictions have the highest median r.
+
+    Args:
+        predictions: variant name → its ``predictions.csv``.
+
+    Returns:
+        (name, {name: CV median r}); ties go to the first name given. The test set is never looked at.
+    """
+    scores: dict[str, float] = {}
+    for name, path in predictions.items():
+        oof = segment_rows(read_predictions(path), "oof")
+        r = median_r(oof[Y_COLS].to_numpy(float), oof[P_COLS].to_numpy(float))
+        scores[name] = float(r) if np.isfinite(r) else -np.inf
+    best = max(scores, key=lambda k: scores[k])
+    return best, scores
+
+
 def compare_variants(
     ssl_predictions: str | os.PathLike[str],
     scratch_predictions: str | os.PathLike[str],

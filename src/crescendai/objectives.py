@@ -152,6 +152,38 @@ def repulsive(z: torch.Tensor, rec: torch.Tensor, repel_weight: float = 1.0) -> 
     return align + repel_weight * repel
 
 
+def gather_across_ranks(z: torch.Tensor, rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rank's projections and recording ids, concatenated in rank order; identity when
+    ``torch.distributed`` is not initialised or has one process.
+
+    ``z`` (N_r, D) may differ in N_r across ranks (rows are padded for the collective and trimmed).
+    Gradients flow back to each rank's own rows (``torch.distributed.nn.functional.all_gather``): with
+    every rank computing the same loss on the gathered batch and DDP averaging, the update equals the
+    single-process gradient of that loss, and each rank's items meet every other rank's recordings
+    as negatives. ``rec`` must hold global recording ids so same-recording crops on different
+    ranks are still masked.
+    """
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return z, rec
+    from torch.distributed.nn.functional import all_gather
+
+    world = dist.get_world_size()
+    n = torch.tensor([z.shape[0]], device=z.device)
+    sizes = [torch.zeros_like(n) for _ in range(world)]
+    dist.all_gather(sizes, n)
+    sizes_i = [int(x.item()) for x in sizes]
+    m = max(sizes_i)
+    zp = F.pad(z, (0, 0, 0, m - z.shape[0]))  # (m, D)
+    rp = F.pad(rec, (0, m - rec.shape[0]), value=-1)  # (m,)
+    zs = all_gather(zp)
+    rs = [torch.empty_like(rp) for _ in range(world)]
+    dist.all_gather(rs, rp)
+    return (torch.cat([t[:k] for t, k in zip(zs, sizes_i, strict=True)]),
+            torch.cat([t[:k] for t, k in zip(rs, sizes_i, strict=True)]))
+
+
 def none(z: torch.Tensor, *_: object, **__: object) -> torch.Tensor:
     """The ``none`` objective: a zero connected to the graph (no learning signal)."""
     return z.float().sum() * 0.0

@@ -76,10 +76,11 @@ class SSLModel(nn.Module):
         if o == "masked":
             return self._masked(x, pad_mask)
         z = self.projector(self.backbone(x, pad_mask))  # (B, D)
-        if o == "infonce":
-            return obj.infonce(z, rec, c.temperature)
-        if o == "repulsive":
-            return obj.repulsive(z, rec, c.repel_weight)
+        if o in ("infonce", "repulsive"):  # negatives from every rank under DDP
+            zg, rg = obj.gather_across_ranks(z, rec)
+            if o == "infonce":
+                return obj.infonce(zg, rg, c.temperature)
+            return obj.repulsive(zg, rg, c.repel_weight)
         # byol: online(view i) predicts target(partner of i), both directions
         p = self.predictor(z)  # (B, D)
         with torch.no_grad():
