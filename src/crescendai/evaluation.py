@@ -577,8 +577,8 @@ def compare_variants(
     bar: float = 0.05,
 ) -> dict[str, object]:
     """SSL vs scratch on the same segments: median-r gain with paired bootstrap CIs (segments and
-    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge baseline when the
-    eval metrics hold it. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
+    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge baselines (audio,
+    and MIDI when present) when the eval metrics hold them. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
     from crescendai.io_utils import read_json
 
     a, b = read_predictions(ssl_predictions), read_predictions(scratch_predictions)
@@ -612,19 +612,22 @@ def compare_variants(
             per_dim = (ra, rb)
     if "cv" not in out:
         raise ValueError(f"{ssl_predictions} and {scratch_predictions} share fewer than 3 out-of-fold segments")
-    ridge = np.full(N_DIMS, np.nan)
+    peers = {"ridge": np.full(N_DIMS, np.nan), "midi_ridge": np.full(N_DIMS, np.nan)}
     if eval_paths:
         ev = {k: read_json(p) for k, p in eval_paths.items() if Path(p).is_file()}
-        if "ridge_cv" in ev.get("ssl", {}):
-            rc = ev["ssl"]["ridge_cv"]
-            ridge = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
-            out["median_r_ridge_cv"] = rc["median_r"]
+        for peer in peers:
+            rc = ev.get("ssl", {}).get(f"{peer}_cv")
+            if rc is None:
+                continue
+            peers[peer] = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
+            out[f"median_r_{peer}_cv"] = rc["median_r"]
             for v in ("ssl", "scratch"):
                 if v in ev and ev[v]["cv"]["median_r"] is not None and rc["median_r"] is not None:
-                    out[f"{v}_minus_ridge_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
+                    out[f"{v}_minus_{peer}_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
     ra, rb = per_dim  # type: ignore[misc]
-    rows = [{"dim": d, "key": k, "ssl": float(ra[d]), "scratch": float(rb[d]), "ridge": float(ridge[d])}
-            for d, k in enumerate(KEYS)]
+    rows = [{"dim": d, "key": k, "ssl": float(ra[d]), "scratch": float(rb[d]),
+             **{peer: float(r[d]) for peer, r in peers.items()}} for d, k in enumerate(KEYS)]
     write_csv(Path(plots_dir) / "per_dim_r.csv", rows)
-    plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", {"ssl": ra, "scratch": rb, "ridge": ridge})
+    plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", {"ssl": ra, "scratch": rb, "ridge (audio)": peers["ridge"],
+                      **({"ridge (MIDI)": peers["midi_ridge"]} if np.isfinite(peers["midi_ridge"]).any() else {})})
     return out
