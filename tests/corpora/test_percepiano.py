@@ -89,3 +89,16 @@ def test_align_segment_spans_finds_the_bars_of_longer_segments():
     assert spans["W_8bars_3_1"] == (0, 8) and spans["W_8bars_5_6"] == (40, 48)
     assert spans["W_16bars_3_2"] == spans["W_16bars_5_2"] == (16, 32)
     assert "W_16bars_5_9" not in spans
+
+
+def test_find_repeats_links_repeated_music_to_its_first_occurrence():
+    from crescendai.corpora.percepiano import find_repeats
+    from crescendai.labelfile import parse_name
+
+    rng = __import__("numpy").random.default_rng(1)
+    music = {j: [int(p) for p in rng.integers(40, 90, 20)] for j in (1, 2, 3)}
+    score = {1: music[1], 2: music[2], 3: music[3], 4: music[1], 5: music[2][:-3], 6: music[3]}  # da capo
+    segs = {f"W_8bars_Score_{j}": (parse_name(f"W_8bars_Score_{j}"), p) for j, p in score.items()}
+    segs["W_8bars_7_1"] = (parse_name("W_8bars_7_1"), music[1])  # a player's take: no repeats inside it
+    segs["W_8bars_7_6"] = (parse_name("W_8bars_7_6"), [p + 1 for p in music[3]])
+    assert find_repeats(segs) == {("W", 4): 1, ("W", 5): 2, ("W", 6): 3}

@@ -95,3 +95,12 @@ def test_passage_split_keeps_shared_bars_together_and_spreads_a_take():
     bare = [dataclasses.replace(r, extra={}) for r in _pp_records()]
     with pytest.raises(SplitError, match="passage"):
         assign_splits(bare, "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=0)
+
+
+def test_passage_split_keeps_repeated_music_together():
+    recs = _pp_records()
+    recs = [dataclasses.replace(r, extra={**r.extra, "repeats_bars": [[0, 8]]}) if r.segment_id == "8bars_8" else r
+            for r in recs]  # bars 56-64 repeat bars 0-8 (da capo)
+    out = assign_splits(recs, "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=0)
+    where = {r.path: (r.split, r.fold) for r in out}
+    assert where["a/W_8bars_8_1.flac"] == where["a/W_8bars_1_3.flac"]

@@ -14,7 +14,9 @@ segments of one player's take of one work), ``Score``/``Score2`` players are fla
 upstream numbers 16-bar segments on their own (``16bars_7`` holds the notes of ``8bars_12`` and
 ``8bars_13`` of the same take), so the spans of the longer segments are found from the notes.
 Segments of one take that cover other bars are different audio and may sit in different folds of a
-passage split; overlapping ones may not. MIDI files
+passage split; overlapping ones may not. ``extra.repeats_bars`` lists the bars of earlier occurrences
+of the same music a segment holds (:func:`find_repeats`: D960 mv3's da capo repeats whole 8-bar
+segments, byte-identical in the deadpan renditions), so a passage split keeps repeats together. MIDI files
 without a label entry are left out and listed (reason "no label"). Names are matched after stripping
 stray whitespace (upstream has `` Schubert_D935_no.3_4bars_2_1.mid`` with a leading space).
 
@@ -109,6 +111,53 @@ def read_stds(path: Path, corpus: str) -> dict[str, list[float]]:
     return out
 
 
+def _contains(longer: Sequence[int], shorter: Sequence[int]) -> bool:
+    """``shorter`` occurs in ``longer`` as a contiguous run of pitches."""
+    return ("," + ",".join(map(str, shorter)) + ",") in ("," + ",".join(map(str, longer)) + ",")
+
+
+def find_repeats(
+    segments: Mapping[str, tuple[SegmentName, Sequence[int]]], probe: int = 12
+) -> dict[tuple[str, int], int]:
+    """Repeated music among a work's shortest segments (da capo, repeat signs).
+
+    Two shortest segments j < k of one work are the same music when, in any take, one's pitch
+    sequence (at least ``probe`` notes) lies inside the other's. Returns (work, k) → j with j the
+    first occurrence (chains resolved), for every repeated k.
+    """
+    by_work: dict[str, list[str]] = defaultdict(list)
+    for name, (seg, _) in segments.items():
+        by_work[seg.work].append(name)
+    out: dict[tuple[str, int], int] = {}
+    for work, names in by_work.items():
+        unit = min(segments[n][0].bars for n in names)
+        takes: dict[str, dict[int, Sequence[int]]] = defaultdict(dict)
+        for n in names:
+            seg, pitches = segments[n]
+            if seg.bars == unit and len(pitches) >= probe:
+                takes[seg.player][seg.segment] = pitches
+        parent: dict[int, int] = {}
+
+        def find(x: int, parent: dict[int, int] = parent) -> int:
+            while parent.get(x, x) != x:
+                x = parent[x]
+            return x
+
+        for take in takes.values():
+            idx = sorted(take)
+            for a, j in enumerate(idx):
+                for k in idx[a + 1:]:
+                    pj, pk = take[j], take[k]
+                    if _contains(pj, pk) if len(pj) >= len(pk) else _contains(pk, pj):
+                        rj, rk = find(j), find(k)
+                        if rj != rk:
+                            parent[max(rj, rk)] = min(rj, rk)
+        for k in parent:
+            if find(k) != k:
+                out[(work, k)] = find(k)
+    return out
+
+
 def align_segment_spans(
     segments: Mapping[str, tuple[SegmentName, Sequence[int]]], probe: int = 12
 ) -> dict[str, tuple[int, int]]:
@@ -142,10 +191,10 @@ def align_segment_spans(
             seg, pitches = segments[n]
             if seg.bars == unit:
                 continue
-            text = ",".join(map(str, pitches)) + ","
+            text = "," + ",".join(map(str, pitches)) + ","
             inside = [k for (player, k), sn in short.items() if player == seg.player
                       and len(segments[sn][1]) >= probe
-                      and ",".join(map(str, segments[sn][1][:probe])) + "," in text]
+                      and "," + ",".join(map(str, segments[sn][1][:probe])) + "," in text]
             if inside:
                 votes[(seg.bars, seg.segment)][((min(inside) - 1) * unit, max(inside) * unit)] += 1
         for n in names:
@@ -155,9 +204,10 @@ def align_segment_spans(
     return out
 
 
-def segment_spans(midis: Iterable[Path], corpus: str) -> dict[str, tuple[int, int]]:
-    """Read the pitches of PercePiano-named MIDI files and :func:`align_segment_spans` them (names
-    stripped of stray whitespace; files whose name does not parse are skipped)."""
+def segment_spans(midis: Iterable[Path], corpus: str) -> tuple[dict[str, tuple[int, int]], dict[str, list[list[int]]]]:
+    """Read the pitches of PercePiano-named MIDI files (names stripped of stray whitespace; files
+    whose name does not parse are skipped) → (name → bars [start, end) from :func:`align_segment_spans`,
+    name → the bars of earlier occurrences of the same music inside it, from :func:`find_repeats`)."""
     from crescendai.midi import MidiError, read_midi
 
     segments: dict[str, tuple[SegmentName, list[int]]] = {}
@@ -171,11 +221,23 @@ def segment_spans(midis: Iterable[Path], corpus: str) -> dict[str, tuple[int, in
             raise CorpusError(f"corpora.{corpus}: {err}; add the file to corpora.exclude") from None
         segments[midi.stem.strip()] = (seg, [n.pitch for n in notes])
     spans = align_segment_spans(segments)
+    repeats = find_repeats(segments)
+    units = {}
+    for seg, _ in segments.values():
+        units[seg.work] = min(units.get(seg.work, seg.bars), seg.bars)
+    same_music: dict[str, list[list[int]]] = {}
+    for name, (seg, _) in segments.items():
+        if name not in spans:
+            continue
+        u = units[seg.work]
+        start, end = spans[name]
+        first = [repeats.get((seg.work, k)) for k in range(start // u + 1, end // u + 1)]
+        same_music[name] = [[(j - 1) * u, j * u] for j in first if j is not None]
     missing = sorted(set(segments) - set(spans))
     if missing:
         log.warning("%s: %d segment(s) with no span found (treated as overlapping every segment of their "
                     "take): %s", corpus, len(missing), ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
-    return spans
+    return spans, same_music
 
 
 RENDER_LEAD_SEC: float = 0.2
@@ -231,7 +293,7 @@ def read_percepiano_layout(
             f"(`dvc repro render`) with this corpus enabled"
         )
     render_index = load_render_index(audio_dir)
-    spans = segment_spans(midis, corpus)
+    spans, same_music = segment_spans(midis, corpus)
     out = ReadResult()
     for midi in midis:
         stem = midi.stem
@@ -263,6 +325,8 @@ def read_percepiano_layout(
         extra: dict[str, Any] = {"midi_path": rel(midi), "bars": seg.bars, "deadpan": seg.is_deadpan}
         if name in spans:
             extra["span_bars"] = list(spans[name])
+        if same_music.get(name):
+            extra["repeats_bars"] = same_music[name]
         if render_lead_sec is not None:
             extra["midi_offset_sec"] = midi_offset(midi, render_lead_sec, corpus)
         if pianist is not None:

@@ -8,8 +8,9 @@ count (largest group first into the smallest fold). ``split.group_by`` picks the
 - ``piece``: every item of a work together (unseen works; unbalanced when one work dominates);
 - ``passage``: every rendition of the same bars of a work together — items of one work whose spans
   (``extra.span_bars`` / ``span_sec``, see :func:`crescendai.corpora.manifest.record_span`) overlap, so
-  a 16-bar segment joins the 8-bar segments it contains, across players (unseen passages; PercePiano's
-  usual protocol). Items without a span group by piece + segment id.
+  a 16-bar segment joins the 8-bar segments it contains, across players, and repeated music
+  (``extra.repeats_bars``) joins its first occurrence (unseen passages; PercePiano's usual protocol).
+  Items without a span group by piece + segment id.
 
 Before dealing, groups holding items that may share audio
 (:func:`crescendai.corpora.manifest.shared_audio_links`: one performance, overlapping or unknown spans)
@@ -55,19 +56,20 @@ def group_links(records: list[ManifestRecord], group_by: str) -> list[tuple[int,
     one work whose spans overlap (renditions of the same bars by any player)."""
     spans = [record_span(r) for r in records]
     links = [(i, j) for i, j, _ in shared_audio_links([r.performance for r in records], spans)]
-    if group_by == "passage":
-        by_piece: dict[tuple[str, str], list[int]] = defaultdict(list)
+    if group_by == "passage":  # the bars an item plays, and the earlier bars it repeats
+        by_piece: dict[tuple[str, str], list[tuple[tuple[float, float], int]]] = defaultdict(list)
         for i, r in enumerate(records):
             if r.piece_id and spans[i] is not None:
-                by_piece[(r.source, r.piece_id)].append(i)
+                music = [spans[i], *(tuple(map(float, b)) for b in r.extra.get("repeats_bars", []))]
+                by_piece[(r.source, r.piece_id)] += [(m, i) for m in music]
         for members in by_piece.values():
-            members.sort(key=lambda i: spans[i])
+            members.sort()
             reach, last = -np.inf, -1
-            for i in members:  # sweep: an item joins the run whose furthest end it starts before
-                if spans[i][0] < reach:
+            for (start, end), i in members:  # sweep: an item joins the run whose furthest end it starts before
+                if start < reach:
                     links.append((last, i))
-                if spans[i][1] > reach:
-                    reach, last = spans[i][1], i
+                if end > reach:
+                    reach, last = end, i
     return links
 
 
