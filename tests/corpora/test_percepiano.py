@@ -97,7 +97,8 @@ def test_find_repeats_links_repeated_music_to_its_first_occurrence():
 
     rng = __import__("numpy").random.default_rng(1)
     music = {j: [int(p) for p in rng.integers(40, 90, 20)] for j in (1, 2, 3)}
-    score = {1: music[1], 2: music[2], 3: music[3], 4: music[1], 5: music[2][:-3], 6: music[3]}  # da capo
+    score = {1: music[1], 2: music[2], 3: music[3], 4: music[1], 5: music[2][:-3],  # da capo
+             6: music[3][:-2] + [30, 31, 32]}  # same opening, another ending
     segs = {f"W_8bars_Score_{j}": (parse_name(f"W_8bars_Score_{j}"), p) for j, p in score.items()}
     segs["W_8bars_7_1"] = (parse_name("W_8bars_7_1"), music[1])  # a player's take: no repeats inside it
     segs["W_8bars_7_6"] = (parse_name("W_8bars_7_6"), [p + 1 for p in music[3]])

@@ -116,13 +116,26 @@ def _contains(longer: Sequence[int], shorter: Sequence[int]) -> bool:
     return ("," + ",".join(map(str, shorter)) + ",") in ("," + ",".join(map(str, longer)) + ",")
 
 
+def _same_music(a: Sequence[int], b: Sequence[int], min_shared: float = 0.8) -> bool:
+    """One pitch sequence lies inside the other, or they share a common opening of at least
+    ``min_shared`` of the shorter one (a repeat with another ending or a re-voiced last chord)."""
+    short, long_ = (a, b) if len(a) <= len(b) else (b, a)
+    if _contains(long_, short):
+        return True
+    k = 0
+    while k < len(short) and short[k] == long_[k]:
+        k += 1
+    return k >= min_shared * len(short)
+
+
 def find_repeats(
     segments: Mapping[str, tuple[SegmentName, Sequence[int]]], probe: int = 12
 ) -> dict[tuple[str, int], int]:
     """Repeated music among a work's shortest segments (da capo, repeat signs).
 
     Two shortest segments j < k of one work are the same music when, in any take, one's pitch
-    sequence (at least ``probe`` notes) lies inside the other's. Returns (work, k) → j with j the
+    sequence (at least ``probe`` notes) lies inside the other's or both open with the same 80 % of
+    the shorter one (:func:`_same_music`). Returns (work, k) → j with j the
     first occurrence (chains resolved), for every repeated k.
     """
     by_work: dict[str, list[str]] = defaultdict(list)
@@ -147,8 +160,7 @@ def find_repeats(
             idx = sorted(take)
             for a, j in enumerate(idx):
                 for k in idx[a + 1:]:
-                    pj, pk = take[j], take[k]
-                    if _contains(pj, pk) if len(pj) >= len(pk) else _contains(pk, pj):
+                    if _same_music(take[j], take[k]):
                         rj, rk = find(j), find(k)
                         if rj != rk:
                             parent[max(rj, rk)] = min(rj, rk)
