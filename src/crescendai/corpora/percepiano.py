@@ -128,6 +128,14 @@ def _same_music(a: Sequence[int], b: Sequence[int], min_shared: float = 0.8) -> 
     return k >= min_shared * len(short)
 
 
+def _by_work(segments: Mapping[str, tuple[SegmentName, Sequence[int]]]) -> dict[str, tuple[int, list[str]]]:
+    """work → (its shortest segment length in bars, the names of its segments)."""
+    names: dict[str, list[str]] = defaultdict(list)
+    for name, (seg, _) in segments.items():
+        names[seg.work].append(name)
+    return {w: (min(segments[n][0].bars for n in ns), ns) for w, ns in names.items()}
+
+
 def find_repeats(
     segments: Mapping[str, tuple[SegmentName, Sequence[int]]], probe: int = 12
 ) -> dict[tuple[str, int], int]:
@@ -138,12 +146,8 @@ def find_repeats(
     the shorter one (:func:`_same_music`). Returns (work, k) → j with j the
     first occurrence (chains resolved), for every repeated k.
     """
-    by_work: dict[str, list[str]] = defaultdict(list)
-    for name, (seg, _) in segments.items():
-        by_work[seg.work].append(name)
     out: dict[tuple[str, int], int] = {}
-    for work, names in by_work.items():
-        unit = min(segments[n][0].bars for n in names)
+    for work, (unit, names) in _by_work(segments).items():
         takes: dict[str, dict[int, Sequence[int]]] = defaultdict(dict)
         for n in names:
             seg, pitches = segments[n]
@@ -187,12 +191,8 @@ def align_segment_spans(
         take. Segments whose span cannot be found (no contained short segment in any take) are left
         out: their span is unknown.
     """
-    by_work: dict[str, list[str]] = defaultdict(list)
-    for name, (seg, _) in segments.items():
-        by_work[seg.work].append(name)
     out: dict[str, tuple[int, int]] = {}
-    for names in by_work.values():
-        unit = min(segments[n][0].bars for n in names)
+    for unit, names in _by_work(segments).values():
         short = {(segments[n][0].player, segments[n][0].segment): n for n in names if segments[n][0].bars == unit}
         for n in names:
             seg = segments[n][0]
@@ -203,10 +203,8 @@ def align_segment_spans(
             seg, pitches = segments[n]
             if seg.bars == unit:
                 continue
-            text = "," + ",".join(map(str, pitches)) + ","
             inside = [k for (player, k), sn in short.items() if player == seg.player
-                      and len(segments[sn][1]) >= probe
-                      and "," + ",".join(map(str, segments[sn][1][:probe])) + "," in text]
+                      and len(segments[sn][1]) >= probe and _contains(pitches, segments[sn][1][:probe])]
             if inside:
                 votes[(seg.bars, seg.segment)][((min(inside) - 1) * unit, max(inside) * unit)] += 1
         for n in names:
@@ -234,9 +232,7 @@ def segment_spans(midis: Iterable[Path], corpus: str) -> tuple[dict[str, tuple[i
         segments[midi.stem.strip()] = (seg, [n.pitch for n in notes])
     spans = align_segment_spans(segments)
     repeats = find_repeats(segments)
-    units = {}
-    for seg, _ in segments.values():
-        units[seg.work] = min(units.get(seg.work, seg.bars), seg.bars)
+    units = {w: unit for w, (unit, _) in _by_work(segments).items()}
     same_music: dict[str, list[list[int]]] = {}
     for name, (seg, _) in segments.items():
         if name not in spans:
