@@ -24,7 +24,8 @@ labels          19 floats in [1/7, 1] (crescendai.dims order), or None
 augmented       True for an augmented copy (never enters validation or test)
 extra           corpus-specific: bar_times, beat_times, local_labels, local_hop_sec, piano, midi_path,
                 span_sec ([start, end] seconds inside the performance), span_bars ([start, end) in bars
-                inside the performance, from segment names: PercePiano ``8bars_3`` → [16, 24]), ...
+                inside the work: PercePiano ``8bars_3`` → [16, 24]; longer segments from their notes),
+                repeats_bars (bars of earlier occurrences of the same music), ...
 ==============  =========================================================================================
 """
 
