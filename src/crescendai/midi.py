@@ -111,6 +111,19 @@ class Performance:
         )
 
 
+def onset_clusters(onsets: np.ndarray, gap_sec: float) -> np.ndarray:
+    """Cluster index of each onset (chords, rolled chords): int [N], 0-based, non-decreasing.
+
+    Args:
+        onsets: float [N] onset times in seconds, sorted ascending.
+        gap_sec: a new cluster starts where an onset follows the previous one by more than this.
+    """
+    onsets = np.asarray(onsets, dtype=np.float64)
+    if onsets.size == 0:
+        return np.zeros(0, dtype=int)
+    return np.concatenate([[0], np.cumsum(np.diff(onsets) > gap_sec)]).astype(int)
+
+
 def read_midi(path: str | os.PathLike[str]) -> Performance:
     """Read a ``.mid`` file into a :class:`Performance` (all tracks and channels merged).
 

@@ -62,7 +62,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from crescendai.midi import Performance
+from crescendai.midi import Performance, onset_clusters
 
 CLUSTER_GAP_SEC: float = 0.050
 """Consecutive onsets at most this far apart (seconds) belong to one onset cluster (chord)."""
@@ -79,19 +79,6 @@ FEATURE_NAMES: tuple[str, ...] = (
 N_MIDI_FEATURES: int = len(FEATURE_NAMES)
 _MIN_SPAN_SEC = 1e-3
 _PROGRESS_MIN_FILES = 200
-
-
-def onset_clusters(onsets: np.ndarray, gap_sec: float = CLUSTER_GAP_SEC) -> np.ndarray:
-    """Cluster index of each onset: int [N], 0-based, non-decreasing.
-
-    Args:
-        onsets: float [N] onset times in seconds, sorted ascending.
-        gap_sec: a new cluster starts where an onset follows the previous one by more than this.
-    """
-    onsets = np.asarray(onsets, dtype=np.float64)
-    if onsets.size == 0:
-        return np.zeros(0, dtype=int)
-    return np.concatenate([[0], np.cumsum(np.diff(onsets) > gap_sec)]).astype(int)
 
 
 def performance_features(perf: Performance) -> np.ndarray:
@@ -117,7 +104,7 @@ def performance_features(perf: Performance) -> np.ndarray:
     t0, t1 = float(on[0]), float(max(off.max(), on[0] + _MIN_SPAN_SEC))
     span = t1 - t0
 
-    cluster = onset_clusters(on)  # [N]
+    cluster = onset_clusters(on, CLUSTER_GAP_SEC)  # [N]
     n_clusters = int(cluster[-1]) + 1
     starts = np.r_[0, np.flatnonzero(np.diff(cluster)) + 1]  # [C] first note of each cluster
     c_time = on[starts]  # [C] earliest onset per cluster

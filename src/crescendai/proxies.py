@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from crescendai.audio import FRAME_SEC, SAMPLE_RATE, WINDOW_FRAMES, WINDOW_SEC
+from crescendai.midi import onset_clusters
 
 PROXY_NAMES: tuple[str, ...] = ("onset_density", "tempo_stability", "loudness_dynamics", "pedal")
 CHORD_SEC: float = 0.03
@@ -135,10 +136,8 @@ def midi_proxies(
     vel = np.asarray(velocities, dtype=np.float64)
     order = np.argsort(on, kind="stable")
     on, vel = on[order], vel[order]
-    # chord clusters: a new event when the gap to the previous onset exceeds CHORD_SEC
-    new = np.ones(on.size, bool)
-    new[1:] = np.diff(on) > CHORD_SEC
-    events = on[new]
+    cluster = onset_clusters(on, CHORD_SEC)  # chords count as one event
+    events = on[np.r_[True, np.diff(cluster) > 0]] if on.size else on
     ptimes = np.asarray(pedal_times_sec, dtype=np.float64)
     pdown = np.asarray(pedal_down, dtype=bool)
     vel_db = 40.0 * np.log10(np.clip(vel, 1, 127) / 127.0)
