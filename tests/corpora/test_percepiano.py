@@ -61,6 +61,18 @@ def test_corrupt_audio_names_the_file(pp):
     assert len(read_percepiano(root, audio, exclude=[f"{NAMES[0]}.flac"]).records) == 3
 
 
+def test_corrupt_midi_fails_naming_it_unless_excluded(pp):
+    """Every kept MIDI is read once; an excluded (or unlabelled) one is never read."""
+    root, audio = pp
+    bad = root / "virtuoso/data/all_2rounds" / f"{NAMES[2]}.mid"
+    bad.write_bytes(b"not midi")
+    with pytest.raises(CorpusError, match=NAMES[2]):
+        read_percepiano(root, audio)
+    assert len(read_percepiano(root, audio, exclude=[NAMES[2]]).records) == 3
+    (root / "virtuoso/data/all_2rounds/Schubert_D935_no.3_4bars_2_9.mid").write_bytes(b"not midi")  # no label
+    assert len(read_percepiano(root, audio, exclude=[NAMES[2]]).records) == 3
+
+
 def test_missing_root_and_audio(tmp_path, pp):
     root, audio = pp
     with pytest.raises(CorpusError, match="virtuoso/data/all_2rounds"):

@@ -54,6 +54,7 @@ from crescendai.labelfile import (
     read_labels,
     split_entry,
 )
+from crescendai.midi import MidiError, Performance, read_midi
 
 log = logging.getLogger(__name__)
 
@@ -79,17 +80,28 @@ def find_audio(audio_dir: Path, stem: str, render_index: dict[str, dict], midi: 
     return None
 
 
-def midi_offset(midi: Path, lead_sec: float, corpus: str) -> float:
-    """Seconds the render stage moved ``midi`` (first note → ``lead_sec``)."""
-    from crescendai.midi import MidiError, read_midi
+def lead_offset(perf: Performance, lead_sec: float, corpus: str) -> float:
+    """Seconds the render stage moved ``perf`` (first note → ``lead_sec``).
 
+    Raises:
+        CorpusError: the performance has no notes (the message names its file).
+    """
+    if not perf.notes:
+        raise CorpusError(f"corpora.{corpus}: {perf.source} has no notes; add it to corpora.exclude")
+    return round(lead_sec - min(n.onset_sec for n in perf.notes), 6)
+
+
+def midi_offset(midi: Path, lead_sec: float, corpus: str) -> float:
+    """:func:`lead_offset` of a MIDI file."""
+    return lead_offset(_read(midi, corpus), lead_sec, corpus)
+
+
+def _read(midi: Path, corpus: str) -> Performance:
+    """``read_midi`` with the corpus named in the error."""
     try:
-        perf = read_midi(midi)
+        return read_midi(midi)
     except MidiError as err:
         raise CorpusError(f"corpora.{corpus}: {err}; add the file to corpora.exclude") from None
-    if not perf.notes:
-        raise CorpusError(f"corpora.{corpus}: {midi} has no notes; add it to corpora.exclude")
-    return round(lead_sec - min(n.onset_sec for n in perf.notes), 6)
 
 
 def read_stds(path: Path, corpus: str) -> dict[str, list[float]]:
@@ -214,34 +226,29 @@ def align_segment_spans(
     return out
 
 
-def segment_spans(midis: Iterable[Path], corpus: str) -> tuple[dict[str, tuple[int, int]], dict[str, list[list[int]]]]:
-    """Read the pitches of PercePiano-named MIDI files (names stripped of stray whitespace; files
-    whose name does not parse are skipped) → (name → bars [start, end) from :func:`align_segment_spans`,
-    name → the bars of earlier occurrences of the same music inside it, from :func:`find_repeats`)."""
-    from crescendai.midi import MidiError, read_midi
+def segment_spans(
+    segments: Mapping[str, tuple[SegmentName, Performance]], corpus: str
+) -> tuple[dict[str, tuple[int, int]], dict[str, list[list[int]]]]:
+    """Spans and repeats of PercePiano segments (name → parsed name and performance).
 
-    segments: dict[str, tuple[SegmentName, list[int]]] = {}
-    for midi in midis:
-        try:
-            seg = parse_name(midi.stem.strip())
-            notes = sorted(read_midi(midi).notes, key=lambda n: (round(n.onset_sec, 3), n.pitch))
-        except LabelFileError:
-            continue
-        except MidiError as err:
-            raise CorpusError(f"corpora.{corpus}: {err}; add the file to corpora.exclude") from None
-        segments[midi.stem.strip()] = (seg, [n.pitch for n in notes])
-    spans = align_segment_spans(segments)
-    repeats = find_repeats(segments)
-    units = {w: unit for w, (unit, _) in _by_work(segments).items()}
+    Returns:
+        (name → bars [start, end) from :func:`align_segment_spans`, name → the bars of earlier
+        occurrences of the same music inside it, from :func:`find_repeats`).
+    """
+    pitches = {name: (seg, [n.pitch for n in sorted(perf.notes, key=lambda n: (round(n.onset_sec, 3), n.pitch))])
+               for name, (seg, perf) in segments.items()}
+    spans = align_segment_spans(pitches)
+    repeats = find_repeats(pitches)
+    units = {w: unit for w, (unit, _) in _by_work(pitches).items()}
     same_music: dict[str, list[list[int]]] = {}
-    for name, (seg, _) in segments.items():
+    for name, (seg, _) in pitches.items():
         if name not in spans:
             continue
         u = units[seg.work]
         start, end = spans[name]
         first = [repeats.get((seg.work, k)) for k in range(start // u + 1, end // u + 1)]
         same_music[name] = [[(j - 1) * u, j * u] for j in first if j is not None]
-    missing = sorted(set(segments) - set(spans))
+    missing = sorted(set(pitches) - set(spans))
     if missing:
         log.warning("%s: %d segment(s) with no span found (treated as overlapping every segment of their "
                     "take): %s", corpus, len(missing), ", ".join(missing[:5]) + (" …" if len(missing) > 5 else ""))
@@ -301,11 +308,10 @@ def read_percepiano_layout(
             f"(`dvc repro render`) with this corpus enabled"
         )
     render_index = load_render_index(audio_dir)
-    spans, same_music = segment_spans(midis, corpus)
     out = ReadResult()
+    segments: dict[str, tuple[SegmentName, Performance]] = {}  # every kept MIDI, read once
     for midi in midis:
-        stem = midi.stem
-        name = stem.strip()
+        name = midi.stem.strip()
         if is_excluded(midi, root, exclude) or name in set(exclude):
             out.exclude(rel(midi), "listed in corpora.exclude")
             continue
@@ -313,10 +319,18 @@ def read_percepiano_layout(
             seg = parse_name(name)
         except LabelFileError as err:
             raise CorpusError(f"corpora.{corpus}: {midi}: {err}; rename it or add it to corpora.exclude") from None
-        entry = labels.get(name)
-        if entry is None and require_labels:
+        if name not in labels and require_labels:
             out.exclude(rel(midi), "no label entry in " + MEAN_FILE)
             continue
+        segments[name] = (seg, _read(midi, corpus))
+    spans, same_music = segment_spans(segments, corpus)
+    for midi in midis:
+        stem = midi.stem
+        name = stem.strip()
+        if name not in segments:
+            continue
+        seg, perf = segments[name]
+        entry = labels.get(name)
         audio = find_audio(audio_dir, stem, render_index, midi)
         if audio is None:
             raise CorpusError(
@@ -336,7 +350,7 @@ def read_percepiano_layout(
         if same_music.get(name):
             extra["repeats_bars"] = same_music[name]
         if render_lead_sec is not None:
-            extra["midi_offset_sec"] = midi_offset(midi, render_lead_sec, corpus)
+            extra["midi_offset_sec"] = lead_offset(perf, render_lead_sec, corpus)
         if pianist is not None:
             extra["pianist_index"] = pianist
         if name in stds:
