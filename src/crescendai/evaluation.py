@@ -453,46 +453,42 @@ def _window_block(df) -> dict[str, object]:
     return out
 
 
-def ridge_baseline(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str],
-                   inputs: str = "audio") -> tuple[np.ndarray, np.ndarray] | None:
-    """A ridge peer baseline on the same folds: (oof predictions [len(items_oof), 19], test predictions
-    [len(items_test), 19]) in the given item orders.
+def ridge_baselines(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The ridge peer baselines on the same folds: name → (oof predictions [len(items_oof), 19], test
+    predictions [len(items_test), 19]) in the given item orders.
 
-    ``inputs="audio"``: hand-crafted features of the contract windows + the MIR proxies
-    (:mod:`crescendai.baseline`). ``inputs="midi"``: ~17 hand-crafted features of each item's symbolic
-    source (:mod:`crescendai.midi_features`; rendered corpora only) — None when an item has no MIDI.
+    ``ridge``: hand-crafted features of the contract windows + the MIR proxies
+    (:mod:`crescendai.baseline`). ``midi_ridge``: 17 hand-crafted features of each item's symbolic
+    source (:mod:`crescendai.midi_features`), present only when every item was rendered from MIDI.
     """
     from crescendai.baseline import ridge_cv_predict, segment_features, window_features
     from crescendai.features import load_feature_set
+    from crescendai.midi_features import midi_feature_matrix
 
     fs = load_feature_set(features_dir)
     ix = fs.index
-    wanted = set(items_oof) | set(items_test)
-    rows = np.flatnonzero(ix["item"].isin(wanted).to_numpy())
+    rows = np.flatnonzero(ix["item"].isin(set(items_oof) | set(items_test)).to_numpy())
     sub = ix.iloc[rows]
-    first = sub.groupby("item", sort=False).head(1).set_index("item")
-    if inputs == "midi":
-        from crescendai.midi_features import midi_ridge_baseline
-
-        midi = first["midi_path"].fillna("") if "midi_path" in first else None
-        if midi is None or (midi == "").any():
-            return None
-        order = list(first.index)
-        Y = first[Y_COLS].to_numpy(float)
-        folds = first["fold"].fillna(-1).astype(int).to_numpy()
-        oof, test = midi_ridge_baseline(list(midi), Y, folds, np.isin(order, list(items_test)))
-    else:
-        wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
-        prox_cols = [c for c in sub.columns if c.startswith("p_")]
-        if prox_cols:
-            wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
-        X, order = segment_features(wf, sub["item"].to_numpy())
-        first = first.loc[order]
-        Y = first[Y_COLS].to_numpy(float)
-        folds = first["fold"].fillna(-1).astype(int).to_numpy()
-        oof, test = ridge_cv_predict(X, Y, folds, np.isin(order, list(items_test)))
+    wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
+    prox_cols = [c for c in sub.columns if c.startswith("p_")]
+    if prox_cols:
+        wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
+    X_audio, order = segment_features(wf, sub["item"].to_numpy())
+    first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]  # one row per segment
+    inputs = {"ridge": X_audio}
+    midi = first["midi_path"].fillna("") if "midi_path" in first else None
+    if midi is not None and (midi != "").all():
+        inputs["midi_ridge"] = midi_feature_matrix(list(midi))
+    Y = first[Y_COLS].to_numpy(float)
+    folds = first["fold"].fillna(-1).astype(int).to_numpy()
+    is_test = np.isin(order, list(items_test))
     pos = {it: i for i, it in enumerate(order)}
-    return (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
+    out = {}
+    for name, X in inputs.items():
+        oof, test = ridge_cv_predict(X, Y, folds, is_test)
+        out[name] = (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
+    return out
 
 
 def evaluate_variant(
@@ -516,31 +512,21 @@ def evaluate_variant(
     if len(test) >= 3:
         out["test"] = _summ(test, P_COLS, n_boot, ci, seed)
     out["windows"] = _window_block(df)
-    ridge_oof = midi_oof = None
-    if ridge and features_dir is not None:
-        for name, inputs in (("ridge", "audio"), ("midi_ridge", "midi")):
-            res = ridge_baseline(features_dir, list(oof["item"]), list(test["item"]), inputs)
-            if res is None:
-                continue
-            out[f"{name}_cv"] = summarize(oof[Y_COLS].to_numpy(float), res[0], oof["performer_id"].to_numpy(),
-                                          oof["passage_id"].to_numpy(), n_boot, ci, seed)
-            if len(test) >= 3:
-                out[f"{name}_test"] = summarize(test[Y_COLS].to_numpy(float), res[1],
-                                                test["performer_id"].to_numpy(), test["passage_id"].to_numpy(),
-                                                n_boot, ci, seed)
-            if inputs == "audio":
-                ridge_oof = res[0]
-            else:
-                midi_oof = res[0]
+    peers = ridge_baselines(features_dir, list(oof["item"]), list(test["item"])) \
+        if ridge and features_dir is not None else {}
+    for name, (p_oof, p_test) in peers.items():
+        out[f"{name}_cv"] = summarize(oof[Y_COLS].to_numpy(float), p_oof, oof["performer_id"].to_numpy(),
+                                      oof["passage_id"].to_numpy(), n_boot, ci, seed)
+        if len(test) >= 3:
+            out[f"{name}_test"] = summarize(test[Y_COLS].to_numpy(float), p_test, test["performer_id"].to_numpy(),
+                                            test["passage_id"].to_numpy(), n_boot, ci, seed)
     yt, yp = oof[Y_COLS].to_numpy(float), oof[P_COLS].to_numpy(float)
     rows = per_dim_table(yt, yp, oof["passage_id"].to_numpy())
-    r_test = pearson_per_dim(test[Y_COLS].to_numpy(float), test[P_COLS].to_numpy(float)) if len(test) >= 3 else None
-    r_ridge = pearson_per_dim(yt, ridge_oof) if ridge_oof is not None else None
-    r_midi = pearson_per_dim(yt, midi_oof) if midi_oof is not None else None
+    r = {"test": pearson_per_dim(test[Y_COLS].to_numpy(float), test[P_COLS].to_numpy(float)) if len(test) >= 3 else None,
+         **{name: pearson_per_dim(yt, p_oof) for name, (p_oof, _) in peers.items()}}
     for d, row in enumerate(rows):
-        row["r_test"] = float(r_test[d]) if r_test is not None else float("nan")
-        row["r_ridge"] = float(r_ridge[d]) if r_ridge is not None else float("nan")
-        row["r_midi_ridge"] = float(r_midi[d]) if r_midi is not None else float("nan")
+        for name in ("test", "ridge", "midi_ridge"):
+            row[f"r_{name}"] = float(r[name][d]) if r.get(name) is not None else float("nan")
     pd_ = Path(plots_dir)
     write_csv(pd_ / f"eval_{variant}_per_dim.csv", rows)
     write_csv(pd_ / f"eval_{variant}_scatter.csv", scatter_rows(yt, yp, list(oof["item"])))

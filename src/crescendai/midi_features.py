@@ -2,14 +2,13 @@
 
 A ridge on a handful of note-level statistics (density, dynamics, articulation, timing, chord
 asynchrony, pedalling) is the simple bar any audio model has to clear on PercePiano. This module
-computes those statistics from a :class:`~crescendai.midi.Performance` and scores them with the same
-``StandardScaler → RidgeCV`` and the same folds as the audio baseline
-(:func:`crescendai.baseline.ridge_cv_predict`).
+computes those statistics from a :class:`~crescendai.midi.Performance`; the evaluation scores them with
+the same ``StandardScaler → RidgeCV`` and the same folds as the audio baseline
+(:func:`crescendai.evaluation.ridge_baselines`, :func:`crescendai.baseline.ridge_cv_predict`).
 
 >>> X = midi_feature_matrix(["a.mid", "b.mid"])           # doctest: +SKIP
 >>> X.shape == (2, len(FEATURE_NAMES))                     # doctest: +SKIP
 True
->>> oof, test = midi_ridge_baseline(paths, Y, folds, is_test)  # doctest: +SKIP
 
 Definitions used below. Notes are sorted by onset. The *sounding span* is
 ``[t0, t1] = [first onset, last note offset]`` in seconds, length ``T = max(t1 - t0, 1 ms)``.
@@ -205,43 +204,3 @@ def midi_feature_matrix(paths: Sequence[str | os.PathLike[str]]) -> np.ndarray:
     for i, path in enumerate(it):
         out[i] = performance_features(read_midi(path))
     return out
-
-
-def midi_ridge_baseline(
-    midi_paths: Sequence[str | os.PathLike[str]],
-    labels: np.ndarray,
-    folds: np.ndarray,
-    is_test: np.ndarray,
-    alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold and test predictions of ``StandardScaler → RidgeCV`` on the MIDI features.
-
-    The CV is :func:`crescendai.baseline.ridge_cv_predict` (standardisation inside each fit), so the
-    contract is the same:
-
-    Args:
-        midi_paths: S MIDI files, one per labelled segment.
-        labels: float [S, D] (or [S]) labels, e.g. the 19 PercePiano dimensions in [0, 1].
-        folds: int [S], the fold of each non-test row (ignored on test rows).
-        is_test: bool [S], the fixed test set.
-        alphas: ridge penalties to choose from (leave-one-out on the training rows).
-
-    Returns:
-        ``(oof, test)``: float, shaped like ``labels``; ``oof`` filled on non-test rows (each predicted
-        by a model that never saw its fold), ``test`` filled on test rows (model fit on all non-test
-        rows); other rows are ``nan``.
-
-    Raises:
-        ValueError: ``midi_paths``, ``labels``, ``folds`` and ``is_test`` differ in length.
-        MidiError: a MIDI file is missing or unreadable.
-    """
-    from crescendai.baseline import ridge_cv_predict
-
-    lengths = {len(midi_paths), len(labels), len(folds), len(is_test)}
-    if len(lengths) != 1:
-        raise ValueError(
-            f"midi_paths ({len(midi_paths)}), labels ({len(labels)}), folds ({len(folds)}) and "
-            f"is_test ({len(is_test)}) must have one row per segment"
-        )
-    X = midi_feature_matrix(midi_paths)  # [S, F]
-    return ridge_cv_predict(X, labels, folds, is_test, alphas=alphas)
