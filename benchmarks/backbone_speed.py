@@ -8,6 +8,7 @@ ours / HF, higher is better).
 
     uv run python benchmarks/backbone_speed.py            # batch 64, threads = all cores
     uv run python benchmarks/backbone_speed.py --device cuda
+    uv run python benchmarks/backbone_speed.py --threads 2 --profile   # + share of each op in a training step
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def main() -> None:
     ap.add_argument("--attn", default="sdpa", choices=["sdpa", "eager"], help="HF attention implementation")
     ap.add_argument("--compile", action="store_true", help="torch.compile our backbone (not HF)")
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast for BOTH models (same precision)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also print each model's top operators by share of a training step (torch.profiler)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -117,6 +120,25 @@ def main() -> None:
         ours = args.batch / statistics.median(results[kind]["ours"])
         hf = args.batch / statistics.median(results[kind]["hf"])
         print(f"{kind}_windows_per_s, {ours:.1f}, {hf:.1f}, {ours / hf:.2f}")
+    if args.profile:
+        for name in ("ours", "hf"):
+            print(f"# {name}: share of self time in 3 training steps (top operators)")
+            for op, share in profile_shares(train(name), steps=3):
+                print(f"{name}_op, {op}, {share:.1%}")
+
+
+def profile_shares(step, steps: int, top: int = 6) -> list[tuple[str, float]]:
+    """(operator, share of the total self CPU time) of ``steps`` calls of ``step``, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step()  # warm-up outside the profile
+    with profile(activities=[ProfilerActivity.CPU], acc_events=True) as prof:
+        for _ in range(steps):
+            step()
+    events = prof.key_averages()
+    total = sum(e.self_cpu_time_total for e in events) or 1.0
+    ranked = sorted(events, key=lambda e: -e.self_cpu_time_total)[:top]
+    return [(e.key, e.self_cpu_time_total / total) for e in ranked]
 
 
 if __name__ == "__main__":
