@@ -98,9 +98,13 @@ def test_passage_split_keeps_shared_bars_together_and_spreads_a_take():
 
 
 def test_passage_split_keeps_repeated_music_together():
-    recs = _pp_records()
-    recs = [dataclasses.replace(r, extra={**r.extra, "repeats_bars": [[0, 8]]}) if r.segment_id == "8bars_8" else r
-            for r in recs]  # bars 56-64 repeat bars 0-8 (da capo)
-    out = assign_splits(recs, "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=0)
-    where = {r.path: (r.split, r.fold) for r in out}
-    assert where["a/W_8bars_8_1.flac"] == where["a/W_8bars_1_3.flac"]
+    def where(recs, seed):
+        out = assign_splits(recs, "supervised", n_folds=3, test_fraction=0.2, group_by="passage", seed=seed)
+        return {r.path: (r.split, r.fold) for r in out}
+
+    plain = _pp_records()
+    repeated = [dataclasses.replace(r, extra={**r.extra, "repeats_bars": [[0, 8]]}) if r.segment_id == "8bars_8"
+                else r for r in plain]  # bars 56-64 repeat bars 0-8 (da capo)
+    seeds = range(6)
+    assert all(where(repeated, k)["a/W_8bars_8_1.flac"] == where(repeated, k)["a/W_8bars_1_3.flac"] for k in seeds)
+    assert any(where(plain, k)["a/W_8bars_8_1.flac"] != where(plain, k)["a/W_8bars_1_3.flac"] for k in seeds)
