@@ -18,6 +18,7 @@ from crescendai.training import (
     LoopConfig,
     RecordingBatchSampler,
     WindowDataset,
+    cleanup_distributed,
     cosine_schedule,
     fit,
     load_checkpoint,
@@ -170,7 +171,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
         device=env.device, val_fn=val, generator=torch.Generator().manual_seed(10 + rank), env=env,
         checkpoint_path=os.path.join(out, "ddp.pt"), after_step=lambda s: model.after_step(s, 3))
     torch.save(model.state_dict(), os.path.join(out, f"rank{rank}.pt"))
-    torch.distributed.destroy_process_group()
+    cleanup_distributed()
 
 
 @pytest.mark.slow
@@ -218,7 +219,7 @@ def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     loss = infonce(zg, rg, 0.1)
     loss.backward()
     torch.save({"loss": loss.detach(), "grad": z.grad, "rec": rg}, os.path.join(out, f"g{rank}.pt"))
-    torch.distributed.destroy_process_group()
+    cleanup_distributed()
 
 
 @pytest.mark.slow

@@ -127,7 +127,10 @@ def setup_distributed(device: str = "auto") -> DistEnv:
 
 
 def cleanup_distributed() -> None:
+    """Leave the process group; a barrier first, so no rank tears it down while another is still in a
+    collective (gloo aborts the process: "terminate called without an active exception")."""
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()
         dist.destroy_process_group()
 
 
