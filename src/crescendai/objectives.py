@@ -152,35 +152,55 @@ def repulsive(z: torch.Tensor, rec: torch.Tensor, repel_weight: float = 1.0) -> 
     return align + repel_weight * repel
 
 
+class _GatherRows(torch.autograd.Function):
+    """Every rank's rows of ``z`` concatenated in rank order (forward: ``all_gather`` of rows padded to
+    the largest shard, then trimmed). Backward: the incoming gradient summed over ranks
+    (``all_reduce``), this rank's rows returned — a reduce-scatter written with the one collective
+    every backend has. ``ctx`` keeps only ints: no process-group handle outlives
+    ``destroy_process_group`` in the autograd graph."""
+
+    @staticmethod
+    def forward(ctx, z: torch.Tensor, sizes: tuple[int, ...], rank: int) -> torch.Tensor:  # type: ignore[override]
+        import torch.distributed as dist
+
+        zp = F.pad(z, (0, 0, 0, max(sizes) - z.shape[0])).contiguous()
+        parts = [torch.empty_like(zp) for _ in sizes]
+        dist.all_gather(parts, zp)
+        ctx.sizes, ctx.rank = sizes, rank
+        return torch.cat([t[:k] for t, k in zip(parts, sizes, strict=True)])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        start = sum(ctx.sizes[: ctx.rank])
+        return grad[start : start + ctx.sizes[ctx.rank]], None, None
+
+
 def gather_across_ranks(z: torch.Tensor, rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Every rank's projections and recording ids, concatenated in rank order; identity when
     ``torch.distributed`` is not initialised or has one process.
 
-    ``z`` (N_r, D) may differ in N_r across ranks (rows are padded for the collective and trimmed).
-    Gradients flow back to each rank's own rows (``torch.distributed.nn.functional.all_gather``): with
-    every rank computing the same loss on the gathered batch and DDP averaging, the update equals the
-    single-process gradient of that loss, and each rank's items meet every other rank's recordings
-    as negatives. ``rec`` must hold global recording ids so same-recording crops on different
-    ranks are still masked.
+    ``z`` (N_r, D) may differ in N_r across ranks. Gradients flow back to each rank's own rows, summed
+    over ranks: with every rank computing the same loss on the gathered batch and DDP averaging, the
+    update equals the single-process gradient of that loss, and each rank's items meet every other
+    rank's recordings as negatives. ``rec`` must hold global recording ids so same-recording crops on
+    different ranks are still masked.
     """
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z, rec
-    from torch.distributed.nn.functional import all_gather
-
-    world = dist.get_world_size()
     n = torch.tensor([z.shape[0]], device=z.device)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
+    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, n)
-    sizes_i = [int(x.item()) for x in sizes]
-    m = max(sizes_i)
-    zp = F.pad(z, (0, 0, 0, m - z.shape[0]))  # (m, D)
-    rp = F.pad(rec, (0, m - rec.shape[0]), value=-1)  # (m,)
-    zs = all_gather(zp)
-    rs = [torch.empty_like(rp) for _ in range(world)]
+    sizes_i = tuple(int(x.item()) for x in sizes)
+    rp = F.pad(rec, (0, max(sizes_i) - rec.shape[0]), value=-1)
+    rs = [torch.empty_like(rp) for _ in sizes_i]
     dist.all_gather(rs, rp)
-    return (torch.cat([t[:k] for t, k in zip(zs, sizes_i, strict=True)]),
+    return (_GatherRows.apply(z, sizes_i, dist.get_rank()),
             torch.cat([t[:k] for t, k in zip(rs, sizes_i, strict=True)]))
 
 
