@@ -4,6 +4,9 @@ Reads data/features/labelled (and models/pretrain with --init ssl); writes model
 (model.pt, config.json, predictions.csv, summary.json) and plots/finetune_<init>_loss.csv.
 An interrupted stage resumes by itself: per-run checkpoints live in runs/finetune_<init>/ under a
 fingerprint of the params and inputs, and the next `dvc repro` with the same fingerprint continues.
+
+    python stages/finetune.py --init ssl                          # one device
+    torchrun --nproc_per_node 4 stages/finetune.py --init ssl     # CV folds spread over 4 ranks
 """
 
 from __future__ import annotations
@@ -13,10 +16,22 @@ import logging
 from pathlib import Path
 
 from crescendai.config import load_params, seed_everything
-from crescendai.finetuning import FinetuneConfig, load_labelled, model_factory, run_finetune
+from crescendai.finetuning import (
+    FinetuneConfig,
+    cross_validate,
+    load_labelled,
+    model_factory,
+    run_finetune,
+)
 from crescendai.io_utils import atomic_write, sha1_file, write_json
 from crescendai.model import save_model
-from crescendai.training import fingerprint, finish_run_dir, prepare_run_dir
+from crescendai.training import (
+    cleanup_distributed,
+    fingerprint,
+    finish_run_dir,
+    prepare_shared_run_dir,
+    setup_distributed,
+)
 
 
 def main() -> None:
@@ -27,10 +42,12 @@ def main() -> None:
     ap.add_argument("--resume", action="store_true",
                     help="resume runs/finetune_<init>/ even if params changed (default: only when unchanged)")
     args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = load_params()
-    seed_everything(params.seed)
     cfg = FinetuneConfig.from_params(params.finetune)
+    env = setup_distributed(cfg.device)
+    rank = f"[rank {env.rank}] " if env.distributed else ""
+    logging.basicConfig(level=logging.INFO, format=f"%(levelname)s {rank}%(name)s: %(message)s")
+    seed_everything(params.seed)
     data = load_labelled(args.features)
     make = model_factory(params.model, cfg, data.n_timbre_classes, args.init,
                          args.pretrain if args.init == "ssl" else None)
@@ -39,8 +56,15 @@ def main() -> None:
     if args.init == "ssl":
         inputs.append(sha1_file(Path(args.pretrain) / "backbone.pt"))
     fp = fingerprint(params.seed, params.model, params.finetune, args.init, inputs)
-    resume = prepare_run_dir(run_dir, fp) or args.resume
-    res = run_finetune(make, data, cfg, seed=params.seed, checkpoint_dir=run_dir, resume=resume)
+    resume = prepare_shared_run_dir(run_dir, fp, env, force_resume=args.resume)
+    cv = None
+    if env.distributed:  # the CV rounds fold-parallel; rank 0 then trains the final model alone
+        cv = cross_validate(make, data, cfg, params.seed, checkpoint_dir=run_dir, resume=resume, env=env)
+        cleanup_distributed()
+        if not env.is_main:
+            return
+    res = run_finetune(make, data, cfg, seed=params.seed, device=env.device, checkpoint_dir=run_dir,
+                       resume=resume, cv=cv)
 
     out = Path(f"models/finetune_{args.init}")
     out.mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ from crescendai.training import (
     finish_run_dir,
     fit,
     pad_mask_from_fraction,
-    prepare_run_dir,
+    prepare_shared_run_dir,
     setup_distributed,
     split_groups,
 )
@@ -129,12 +129,7 @@ def main() -> None:
 
         run_dir = Path(args.run_dir)
         fp = fingerprint(p.seed, p.model, p.pretrain, env.world, sha1_file(Path(args.features) / "ssl" / "index.csv"))
-        resume = args.resume
-        if env.is_main:
-            resume = prepare_run_dir(run_dir, fp) or resume
-        if env.distributed:
-            torch.distributed.barrier()
-            resume = resume or (run_dir / "last.pt").is_file()
+        resume = prepare_shared_run_dir(run_dir, fp, env, force_resume=args.resume)
         cfg = LoopConfig(max_steps=steps, time_budget_sec=pp.time_budget_sec, eval_every=pp.eval_every,
                          patience=pp.patience, amp=pp.amp)
         st = fit(ssl, opt, sampler, step_fn, cfg=cfg, device=env.device, val_fn=val_fn, scheduler=sched,

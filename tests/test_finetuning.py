@@ -1,11 +1,14 @@
 """Fine-tuning recipe on a tiny fake feature set: CV protocol, pooling, losses, predictions table."""
 
+import os
+
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
 from crescendai import finetuning as ft
+from ranks import join_group, spawn_two_ranks
 
 TINY = {"patch": 32, "dim": 32, "depth": 1, "heads": 2, "dropout": 0.0, "drop_path": 0.0, "pooling": "mean"}
 
@@ -91,6 +94,40 @@ def test_run_finetune_protocol_and_predictions(tmp_path):
     assert np.isfinite(seg[list(ft.P_COLS)].to_numpy()).all()
     assert res.summary["final_epochs"] >= 1 and len(res.summary["selected_epochs"]) == 3
     assert {"run", "epoch", "train_loss"} <= set(res.history.columns)
+
+
+def _fold_parallel_setup():
+    data = fake_set(n_perf=4, n_win=2)  # 3 dev folds → 3 CV rounds, 2 on rank 0 and 1 on rank 1
+    cfg = ft.FinetuneConfig(epochs=2, batch_size=16, lr=3e-3, patience=2, device="cpu")
+    return data, cfg, ft.model_factory(TINY, cfg, 2)
+
+
+def _fold_parallel_worker(rank: int, world: int, port: int, out: str) -> None:
+    from crescendai.training import cleanup_distributed, setup_distributed
+
+    join_group(rank, world, port)
+    env = setup_distributed("cpu")
+    data, cfg, make = _fold_parallel_setup()
+    cv = ft.cross_validate(make, data, cfg, seed=0, env=env, checkpoint_dir=out)
+    cleanup_distributed()
+    pd.to_pickle(cv, os.path.join(out, f"cv{rank}.pkl"))
+
+
+@pytest.mark.slow
+def test_cross_validation_fold_parallel_equals_one_process(tmp_path):
+    """Two gloo ranks share the CV rounds; both return every round, equal to the one-process run
+    (each round is seeded by its index, not by the rank that trains it)."""
+    spawn_two_ranks(_fold_parallel_worker, tmp_path)
+    torch.set_num_threads(1)  # the ranks ran on one thread each: same float reductions
+    data, cfg, make = _fold_parallel_setup()
+    one = ft.cross_validate(make, data, cfg, seed=0)
+    for rank in (0, 1):
+        cv = pd.read_pickle(tmp_path / f"cv{rank}.pkl")
+        assert cv.folds == one.folds == [0, 1, 2] and cv.best_epochs == one.best_epochs
+        for a, b in zip(cv.frames, one.frames, strict=True):
+            pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6)
+        assert [r["run"] for r in cv.history] == [r["run"] for r in one.history]
+    assert {p.name for p in tmp_path.glob("fold*.pt")} == {"fold0.pt", "fold1.pt", "fold2.pt"}
 
 
 @pytest.mark.slow

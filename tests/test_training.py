@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import faulthandler
 import os
-import socket
 
 import numpy as np
 import pandas as pd
@@ -28,6 +26,7 @@ from crescendai.training import (
     setup_distributed,
     split_groups,
 )
+from ranks import join_group, spawn_two_ranks
 
 TINY = BackboneConfig(dim=16, depth=1, heads=2, dropout=0.1, drop_path=0.1)
 
@@ -161,24 +160,8 @@ def test_resolve_device():
     assert setup_distributed("cpu") == DistEnv(0, 1, torch.device("cpu"))
 
 
-def _join_group(rank: int, world: int, port: int) -> None:
-    """A spawned test rank: torchrun's environment, one thread, native aborts traced."""
-    faulthandler.enable()
-    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
-                      LOCAL_RANK=str(rank))
-    torch.set_num_threads(1)
-
-
-def _spawn_two_ranks(worker, out) -> None:
-    """Run ``worker(rank, 2, port, out)`` on two spawned processes joined through a free local port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    torch.multiprocessing.spawn(worker, args=(2, port, str(out)), nprocs=2, join=True)
-
-
 def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    _join_group(rank, world, port)
+    join_group(rank, world, port)
     env = setup_distributed("cpu")
     model, opt, sched, sampler, step, val = make_run("byol")
     torch.manual_seed(rank)  # different local RNG: DDP must still keep replicas identical
@@ -191,7 +174,7 @@ def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
 
 @pytest.mark.slow
 def test_ddp_gloo_two_processes(tmp_path):
-    _spawn_two_ranks(_ddp_worker, tmp_path)
+    spawn_two_ranks(_ddp_worker, tmp_path)
     a = torch.load(tmp_path / "rank0.pt", weights_only=True)
     b = torch.load(tmp_path / "rank1.pt", weights_only=True)
     for k in a:
@@ -218,7 +201,7 @@ def test_run_dir_resumes_only_the_same_run(tmp_path):
 def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
     from crescendai.objectives import gather_across_ranks, infonce
 
-    _join_group(rank, world, port)
+    join_group(rank, world, port)
     setup_distributed("cpu")
     g = torch.Generator().manual_seed(0)
     z_all = torch.randn(10, 8, generator=g)
@@ -239,7 +222,7 @@ def test_infonce_negatives_are_gathered_across_ranks(tmp_path):
     sum, ÷ world by DDP averaging)."""
     from crescendai.objectives import infonce
 
-    _spawn_two_ranks(_gather_worker, tmp_path)
+    spawn_two_ranks(_gather_worker, tmp_path)
     g = torch.Generator().manual_seed(0)
     z_all = torch.randn(10, 8, generator=g).requires_grad_(True)
     rec_all = torch.tensor([0, 0, 1, 1, 2, 2, 0, 3, 3, 4])

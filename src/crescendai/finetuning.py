@@ -27,6 +27,8 @@ fixed number of epochs. The *final* model (the one shipped to the tutor and scor
 trains on every non-test fold for the median of the selected epoch counts. Every run goes through
 ``crescendai.training.fit`` (warm-up + cosine schedule, AMP on CUDA, atomic resumable checkpoints). ``time_budget_sec`` caps
 the whole stage (split evenly over the K+1 runs) so the CPU default fits the 15-minute pipeline.
+Under ``torchrun`` the CV rounds run fold-parallel, one per rank (:func:`cross_validate`), and rank 0
+trains the final model.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ import torch.nn.functional as F
 
 from crescendai.dims import N_DIMS
 from crescendai.pooling import pool
+from crescendai.training import DistEnv, LoopConfig, autocast, cosine_schedule, fit, resolve_device
 
 log = logging.getLogger(__name__)
 
@@ -282,13 +285,6 @@ def supervised_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]
 # ------------------------------------------------------------------------------------------
 
 
-def resolve_device(name: str = "auto") -> torch.device:
-    """``crescendai.training.resolve_device`` (``auto`` → CUDA when visible, else CPU)."""
-    from crescendai.training import resolve_device as _resolve
-
-    return _resolve(name)
-
-
 def _window_tensor(data: LabelledSet, pos: np.ndarray, device: torch.device) -> torch.Tensor:
     rows = data.index["row"].to_numpy()[pos]
     if isinstance(data.windows, torch.Tensor):
@@ -365,8 +361,6 @@ def predict_windows(model: torch.nn.Module, data: LabelledSet, pos: np.ndarray, 
 
 
 def _autocast(device: torch.device, amp: bool):
-    from crescendai.training import autocast
-
     return autocast(device, "auto" if amp else "off")
 
 
@@ -430,6 +424,7 @@ def train_run(
     budget_sec: float = 0.0,
     checkpoint_path: str | Path | None = None,
     resume: bool = False,
+    progress: bool = True,
 ) -> RunResult:
     """Train one model on ``train_segs`` with ``crescendai.training.fit`` (AdamW, warm-up + cosine,
     gradient clipping, AMP on CUDA, atomic resumable checkpoints at ``checkpoint_path``).
@@ -438,8 +433,6 @@ def train_run(
     predictions) is evaluated once per epoch; the best state is kept and training stops after
     ``patience`` epochs without improvement. ``budget_sec`` (> 0) caps the wall-clock time.
     """
-    from crescendai.training import LoopConfig, cosine_schedule, fit
-
     torch.manual_seed(seed)
     model = make_model().to(device)
     if hasattr(model, "init_output_prior"):  # start at the training-label mean, not at 0.57 ± noise
@@ -468,7 +461,7 @@ def train_run(
 
     loop = LoopConfig(max_steps=total, time_budget_sec=budget_sec, eval_every=per_epoch,
                       patience=cfg.patience if val_fn is not None else 0, amp="auto" if cfg.amp else "off",
-                      progress=True)
+                      progress=progress)
     st = fit(model, opt, batches, step_fn, cfg=loop, device=device, val_fn=val_fn, scheduler=sched,
              checkpoint_path=checkpoint_path, resume=resume)
     if st.best_state is not None:
@@ -519,6 +512,73 @@ def _ckpt(folder: str | Path | None, name: str) -> Path | None:
     return None if folder is None else Path(folder) / f"{name}.pt"
 
 
+@dataclass
+class CVResult:
+    """Cross-validation in plan order: the fold scored by each round, its selected epoch, the
+    out-of-fold predictions frame of that fold and the history rows of its run; the wall-clock
+    seconds it took."""
+
+    folds: list[int]
+    best_epochs: list[int]
+    frames: list[pd.DataFrame]
+    history: list[dict[str, object]]
+    seconds: float = 0.0
+
+
+def cross_validate(
+    make_model: Callable[[], torch.nn.Module],
+    data: LabelledSet,
+    cfg: FinetuneConfig,
+    seed: int,
+    device: torch.device | None = None,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    env: DistEnv | None = None,
+) -> CVResult:
+    """The CV rounds of :func:`cv_plan` on the non-test folds (out-of-fold predictions of every
+    non-test segment).
+
+    Under ``torchrun`` (``env.world`` > 1) the rounds are spread over the ranks (round ``i`` on rank
+    ``i mod world``, each on its own device) and gathered, so every rank returns the whole result.
+    Each round is seeded by its index, not by where it runs: the result is the single-process one.
+    Fold-parallel rather than DDP because the labelled sets are small (a few hundred to a few
+    thousand segments): K independent runs keep K devices busy without all-reducing tiny batches.
+    """
+    t0 = time.perf_counter()
+    env = env or DistEnv(0, 1, device or resolve_device(cfg.device))
+    folds, is_test = data.folds, data.is_test
+    plan = cv_plan(folds[~is_test], cfg.selection)
+    budget = cfg.time_budget_sec / (len(plan) + 1) if cfg.time_budget_sec > 0 else 0.0
+    mine: list[tuple[int, int, list[dict[str, object]], pd.DataFrame]] = []
+    for i, rnd in enumerate(plan):
+        if i % env.world != env.rank:
+            continue
+        tr = np.flatnonzero(~is_test & np.isin(folds, rnd.train))
+        sel = None if rnd.select is None else np.flatnonzero(~is_test & (folds == rnd.select))
+        res = train_run(make_model, data, tr, sel, cfg, env.device, epochs=cfg.epochs, seed=seed + 1000 * (i + 1),
+                        name=f"fold{rnd.fold}", budget_sec=budget, resume=resume, progress=env.is_main,
+                        checkpoint_path=_ckpt(checkpoint_dir, f"fold{rnd.fold}"))
+        va = np.flatnonzero(~is_test & (folds == rnd.fold))
+        pred, w, pos = predict_segments(res.model, data, va, cfg, env.device)
+        mine.append((i, res.best_epoch, res.history, _pred_frame(data, va, pred, w, pos, "oof", rnd.fold)))
+        log.info("fold %d: trained on %s, selected epoch %d on fold %s", rnd.fold, rnd.train, res.best_epoch, rnd.select)
+    rounds = sorted(_gather_objects(mine, env), key=lambda r: r[0])
+    return CVResult([plan[r[0]].fold for r in rounds], [r[1] for r in rounds], [r[3] for r in rounds],
+                    [row for r in rounds for row in r[2]], time.perf_counter() - t0)
+
+
+def _gather_objects(mine: list, env: DistEnv) -> list:
+    """Every rank's list, concatenated in rank order (``all_gather_object``); ``mine`` alone on one
+    process."""
+    if not env.distributed:
+        return mine
+    import torch.distributed as dist
+
+    parts: list[list] = [[] for _ in range(env.world)]
+    dist.all_gather_object(parts, mine)
+    return [x for part in parts for x in part]
+
+
 def run_finetune(
     make_model: Callable[[], torch.nn.Module],
     data: LabelledSet,
@@ -527,42 +587,31 @@ def run_finetune(
     device: torch.device | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
+    cv: CVResult | None = None,
 ) -> FinetuneResult:
-    """Performer-level CV (out-of-fold predictions on every non-test segment), then the final model on
-    all non-test folds, scored on the fixed test set. See the module docstring for the protocol."""
+    """Performer-level CV (out-of-fold predictions on every non-test segment; :func:`cross_validate`,
+    or ``cv`` when it already ran, e.g. fold-parallel), then the final model on all non-test folds for
+    the median selected epoch count, scored on the fixed test set. See the module docstring."""
     device = device or resolve_device(cfg.device)
-    folds, is_test = data.folds, data.is_test
-    plan = cv_plan(folds[~is_test], cfg.selection)
-    budget = cfg.time_budget_sec / (len(plan) + 1) if cfg.time_budget_sec > 0 else 0.0
-    frames, hist, best_epochs = [], [], []
+    cv = cv or cross_validate(make_model, data, cfg, seed, device, checkpoint_dir, resume)
     t0 = time.perf_counter()
-    for i, rnd in enumerate(plan):
-        tr = np.flatnonzero(~is_test & np.isin(folds, rnd.train))
-        sel = None if rnd.select is None else np.flatnonzero(~is_test & (folds == rnd.select))
-        res = train_run(make_model, data, tr, sel, cfg, device, epochs=cfg.epochs, seed=seed + 1000 * (i + 1),
-                        name=f"fold{rnd.fold}", budget_sec=budget, resume=resume,
-                        checkpoint_path=_ckpt(checkpoint_dir, f"fold{rnd.fold}"))
-        best_epochs.append(res.best_epoch)
-        hist += res.history
-        va = np.flatnonzero(~is_test & (folds == rnd.fold))
-        pred, w, pos = predict_segments(res.model, data, va, cfg, device)
-        frames.append(_pred_frame(data, va, pred, w, pos, "oof", rnd.fold))
-        log.info("fold %d: trained on %s, selected epoch %d on fold %s", rnd.fold, rnd.train, res.best_epoch, rnd.select)
-    final_epochs = max(1, int(np.median(best_epochs)))
+    is_test = data.is_test
+    budget = cfg.time_budget_sec / (len(cv.folds) + 1) if cfg.time_budget_sec > 0 else 0.0
+    final_epochs = max(1, int(np.median(cv.best_epochs)))
     dev = np.flatnonzero(~is_test)
     res = train_run(make_model, data, dev, None, cfg, device, epochs=final_epochs, seed=seed,
                     name="final", budget_sec=budget, resume=resume,
                     checkpoint_path=_ckpt(checkpoint_dir, "final"))
-    hist += res.history
+    frames = list(cv.frames)
     test = np.flatnonzero(is_test)
     if len(test):
         pred, w, pos = predict_segments(res.model, data, test, cfg, device)
         frames.append(_pred_frame(data, test, pred, w, pos, "test", -1))
-    predictions = pd.concat(frames, ignore_index=True)
-    summary = {"folds": [r.fold for r in plan], "selected_epochs": best_epochs, "final_epochs": final_epochs,
+    summary = {"folds": cv.folds, "selected_epochs": cv.best_epochs, "final_epochs": final_epochs,
                "n_train_segments": int(len(dev)), "n_test_segments": int(len(test)),
-               "device": str(device), "seconds": round(time.perf_counter() - t0, 1)}
-    return FinetuneResult(res.model, predictions, pd.DataFrame(hist), summary)
+               "device": str(device), "seconds": round(cv.seconds + time.perf_counter() - t0, 1)}
+    return FinetuneResult(res.model, pd.concat(frames, ignore_index=True),
+                          pd.DataFrame(cv.history + res.history), summary)
 
 
 def model_factory(model_params: object, cfg: FinetuneConfig, n_timbre_classes: int,

@@ -338,6 +338,18 @@ def prepare_run_dir(run_dir: str | os.PathLike[str], run_fingerprint: str) -> bo
     return False
 
 
+def prepare_shared_run_dir(run_dir: str | os.PathLike[str], run_fingerprint: str, env: DistEnv,
+                           force_resume: bool = False) -> bool:
+    """:func:`prepare_run_dir` for a group of ranks sharing ``run_dir``: rank 0 prepares it, every rank
+    waits for that and returns rank 0's answer (or True with ``force_resume``)."""
+    resume = prepare_run_dir(run_dir, run_fingerprint) if env.is_main else False
+    if env.distributed:
+        box = [resume]
+        dist.broadcast_object_list(box, src=0)
+        resume = bool(box[0])
+    return resume or force_resume
+
+
 def finish_run_dir(run_dir: str | os.PathLike[str]) -> None:
     """Remove a run's checkpoints once the stage has written its outputs: a later rerun of the stage
     (DVC reruns it when any dependency changes) must start fresh, not "resume" a finished run."""
