@@ -162,6 +162,37 @@ def test_feedback_points_at_a_rendered_timing_fault(fx, capsys, monkeypatch):
     assert not [f for f in json.loads(out)["feedback"] if "timing" in f["dims"]]
 
 
+class ValidatedIdentity(tutor.IdentityCalibration):
+    """Identity maps with the validation record a calibrate stage stores: error and r per dimension."""
+
+    def __init__(self, error: np.ndarray, r: np.ndarray) -> None:
+        self.error, self.r = error, r
+
+
+def test_a_dimension_the_model_cannot_judge_gets_no_advice(fx, capsys, monkeypatch):
+    """The same timing fault, but the bundle's validation says timing r is 0.05: no timing advice,
+    the score is flagged as unreliable, and ± carries the model's validation error."""
+    d = fx["dir"]
+    clean = piece(16, 3, 100, seed=5)
+    faulty = piece(16, 3, 100, seed=5, timing_jitter=0.003, fault_bars=(9, 12), fault_jitter=0.1)
+    score = write_score(d / "judge_score.mid", clean)
+    audio = write_audio(d / "judge_take.wav", render(faulty))
+    r = np.full(19, 0.5)
+    r[TIMING] = 0.05
+    cal = ValidatedIdentity(np.full(19, 0.1), r)
+    bundle = tutor.Bundle(scorer=OnsetTimingScorer(), calibration=cal, path="oracle")
+    monkeypatch.setattr(tutor, "load_bundle", lambda *a, **k: bundle)
+    rc, out, err = run([audio, "--score", score, "--out", d / "judge", "--format", "json"], capsys)
+    assert rc == 0, err
+    rep = json.loads(out)
+    timing = rep["overall"][dims.DIMENSIONS[TIMING].key]
+    assert not [f for f in rep["feedback"] if "timing" in f["dims"]]
+    assert timing["judged"] is False and timing["validation_r"] == pytest.approx(0.05)
+    assert all(o["uncertainty"] >= 0.1 for o in rep["overall"].values())  # never below the model's error
+    rc, out, err = run([audio, "--score", score, "--out", d / "judge_text"], capsys)
+    assert rc == 0 and "[unreliable: r 0.05]" in out and "gives no advice on them" in out
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,

@@ -9,6 +9,7 @@ from sklearn.isotonic import IsotonicRegression
 from crescendai.calibration import (
     Calibrator,
     calibration_report,
+    cross_fitted_error,
     expected_calibration_error,
     reliability_rows,
 )
@@ -58,3 +59,31 @@ def test_constant_dimension_is_identity_and_bad_file_errors(tmp_path):
 def test_ece_zero_for_perfect():
     y = np.random.default_rng(2).uniform(0.2, 0.9, (50, 3))
     assert np.allclose(expected_calibration_error(y, y), 0.0)
+
+
+def test_cross_fitted_error_is_the_held_out_error(miscalibrated, tmp_path):
+    """The stored error is the calibrated model's error on folds the maps never saw: close to the
+    label noise when predictions carry the signal, close to the label spread when they carry none,
+    and above the in-sample error (isotonic fits overfit)."""
+    raw, y = miscalibrated
+    folds = np.arange(len(y)) % 4
+    err = cross_fitted_error(raw, y, folds)
+    in_sample = np.sqrt(((Calibrator.fit(raw, y).transform(raw) - y) ** 2).mean(0))
+    assert err.shape == (19,) and np.all(err > in_sample)
+    noise = np.random.default_rng(3).uniform(0.2, 0.9, y.shape)  # predictions unrelated to y
+    err_noise = cross_fitted_error(noise, y, folds)
+    assert np.all(err < 0.1) and np.all(err_noise > 0.15)  # y spread: sd of U(0.2, 0.9) = 0.20
+    with pytest.raises(ValueError, match="2 folds"):
+        cross_fitted_error(raw, y, np.zeros(len(y)))
+    cal = Calibrator.fit(raw, y)
+    cal.error, cal.r = err, np.full(19, np.nan)
+    cal.save(tmp_path / "c.json")
+    back = Calibrator.load(tmp_path / "c.json")
+    assert np.allclose(back.error, err, atol=1e-6) and np.isnan(back.r).all()
+    old = json.loads((tmp_path / "c.json").read_text())
+    for dim in old["dims"]:
+        del dim["error"], dim["r"]
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    assert Calibrator.load(tmp_path / "old.json").error is None  # a bundle from before: no error
+    Calibrator.identity().save(tmp_path / "id.json")
+    assert Calibrator.load(tmp_path / "id.json").r is None  # unknown stays unknown, not NaN

@@ -67,6 +67,14 @@ def test_relative_and_absolute_criteria():
     assert not [sp for sp in fb.find_spans(s, np.zeros_like(s), np.median(s, axis=0)) if sp.dim == TIMING]
     strengths, weaknesses = fb.overall_notes(np.median(s, axis=0))
     assert TIMING in weaknesses and TIMING not in strengths
+    wide = np.full(19, 0.25)  # 1.75 rating points of model error: 5.5 vs the middle 4 is not enough
+    assert TIMING not in fb.overall_notes(np.median(s, axis=0), uncertainty=wide)[1]
+    judged = np.ones(19, bool)
+    judged[TIMING] = False
+    assert TIMING not in fb.overall_notes(np.median(s, axis=0), judged=judged)[1]
+    assert not [sp for sp in fb.find_spans(s, np.zeros_like(s), np.full(19, 4 / 7), judged=judged)
+                if sp.dim == TIMING]
+    assert [sp for sp in fb.find_spans(s, np.zeros_like(s), np.full(19, 4 / 7)) if sp.dim == TIMING]
     s = clean()
     s[5:8, TIMING] = 3.6 / 7  # worse than the rest but still on the good side of the scale
     assert not fb.find_spans(s, np.zeros_like(s), np.median(s, axis=0))

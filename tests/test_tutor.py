@@ -71,6 +71,16 @@ def test_calibrated_std_follows_the_slope_and_pooling():
     p = tutor.pool(s, trim=0.2)
     assert p.median[0] == pytest.approx(0.3) and p.trimmed_mean[0] == pytest.approx(0.3)
     assert p.quantiles.shape == (5, 19) and p.spread[0] == pytest.approx(0.2)
+    assert np.all(p.uncertainty == 0) and p.model_error is None  # no validation record: MC only
+    s.std[:] = 0.03
+    err = np.full(19, 0.04)
+    r = np.where(np.arange(19) % 2 == 0, 0.35, 0.05)
+    r[4] = np.nan  # not measurable (constant labels): not judged
+    p = tutor.pool(s, trim=0.2, model_error=err, validation_r=r)
+    np.testing.assert_allclose(p.uncertainty, 0.05, rtol=1e-5)  # √(0.03² + 0.04²)
+    judged = tutor.judged_dims(p.validation_r, 0.2)
+    assert judged.tolist() == [i % 2 == 0 and i != 4 for i in range(19)]
+    assert tutor.judged_dims(None, 0.2).all()
 
 
 def test_score_windows_streams_and_per_bar_weighting():

@@ -32,10 +32,18 @@ FORMAT = "crescendai.isotonic.v1"
 @dataclass
 class Calibrator:
     """Per-dimension monotone maps. ``knots[d] = (x, y)`` (increasing x, non-decreasing y), or
-    ``None`` for identity (a dimension that had too few distinct validation values to fit)."""
+    ``None`` for identity (a dimension that had too few distinct validation values to fit).
+
+    ``error`` float [D] (or None): how far a calibrated score is from the label on performers the
+    model never saw — the root-mean-square error of cross-fitted calibrated out-of-fold predictions
+    (:func:`cross_fitted_error`), label scale. ``r`` float [D] (or None): Pearson r of those
+    out-of-fold predictions. The tutor reports both, so a score comes with the model's real error.
+    """
 
     knots: list[tuple[np.ndarray, np.ndarray] | None] = field(default_factory=list)
     n_fit: int = 0
+    error: np.ndarray | None = None
+    r: np.ndarray | None = None
 
     @classmethod
     def fit(
@@ -88,7 +96,9 @@ class Calibrator:
             "dims": [
                 {"key": KEYS[d] if self.n_dims == N_DIMS else f"d{d}",
                  "x": None if k is None else [float(v) for v in k[0]],
-                 "y": None if k is None else [float(v) for v in k[1]]}
+                 "y": None if k is None else [float(v) for v in k[1]],
+                 **({} if self.error is None else {"error": _finite(self.error, d)}),
+                 **({} if self.r is None else {"r": _finite(self.r, d)})}
                 for d, k in enumerate(self.knots)
             ],
         }
@@ -103,7 +113,15 @@ class Calibrator:
                 knots.append(None)
             else:
                 knots.append((np.asarray(dim["x"], float), np.asarray(dim["y"], float)))
-        return cls(knots=knots, n_fit=int(obj.get("n_fit", 0)))  # type: ignore[arg-type]
+        dims = obj["dims"]  # type: ignore[index]
+
+        def per_dim(key: str) -> np.ndarray | None:  # absent in files written before it existed
+            if any(key not in dim for dim in dims):  # type: ignore[union-attr]
+                return None
+            return np.asarray([np.nan if dim[key] is None else dim[key] for dim in dims], float)  # type: ignore[index]
+
+        return cls(knots=knots, n_fit=int(obj.get("n_fit", 0)),  # type: ignore[arg-type]
+                   error=per_dim("error"), r=per_dim("r"))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         """Atomically write the JSON form."""
@@ -120,6 +138,11 @@ class Calibrator:
     @classmethod
     def identity(cls, n_dims: int = N_DIMS) -> Calibrator:
         return cls(knots=[None] * n_dims)
+
+
+def _finite(v: np.ndarray, d: int) -> float | None:
+    """``v[d]`` rounded for JSON; None (NaN when read back) when it is not finite."""
+    return round(float(v[d]), 6) if np.isfinite(v[d]) else None
 
 
 def _bin_edges(lo: float, hi: float, n_bins: int) -> np.ndarray:
@@ -167,6 +190,26 @@ def reliability_rows(
     return rows
 
 
+def cross_fitted_error(y_pred: np.ndarray, y_true: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Per-dimension RMS error float [D] of calibrated predictions, each fold calibrated by maps
+    fitted on the other folds (so the calibration never sees the rows it is scored on).
+
+    ``y_pred``, ``y_true`` [N, D] out-of-fold predictions and labels; ``folds`` [N] their CV fold
+    (at least 2 distinct). Rows with a missing value are skipped per dimension.
+    """
+    yp = np.asarray(y_pred, dtype=np.float64)
+    yt = np.asarray(y_true, dtype=np.float64)
+    folds = np.asarray(folds)
+    if len(np.unique(folds)) < 2:
+        raise ValueError("cross_fitted_error needs out-of-fold predictions from at least 2 folds")
+    yc = np.full_like(yp, np.nan)
+    for k in np.unique(folds):
+        m = folds == k
+        yc[m] = Calibrator.fit(yp[~m], yt[~m]).transform(yp[m])
+    sq = (yc - yt) ** 2
+    return np.sqrt(np.nanmean(sq, axis=0))
+
+
 def calibration_report(
     cal: Calibrator, y_pred: np.ndarray, y_true: np.ndarray, n_bins: int = 10
 ) -> dict[str, object]:
@@ -203,9 +246,13 @@ def fit_from_predictions(
     window scores before median pooling (as the tutor does) gives the same segment score (exactly for
     an odd window count, up to interpolation between the two middle windows otherwise).
 
+    The calibrator also stores each dimension's :func:`cross_fitted_error` (by CV fold) and
+    out-of-fold Pearson r, so the tutor can state the model's real error.
+
     Returns:
-        (calibrator, metrics {"fit": report, "test": report}, reliability rows for the test set —
-        or the fit set when there is no test set — before and after).
+        (calibrator, metrics {"fit": report, "test": report, "cross_fitted_rmse": mean over dims},
+        reliability rows for the test set — or the fit set when there is no test set — before and
+        after).
     """
     from crescendai.evaluation import P_COLS, Y_COLS, read_predictions, segment_rows
 
@@ -213,9 +260,15 @@ def fit_from_predictions(
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
     if len(oof) < 2:
         raise ValueError(f"{predictions_path}: fewer than 2 out-of-fold segments to fit calibration on")
-    cal = Calibrator.fit(oof[P_COLS].to_numpy(float), oof[Y_COLS].to_numpy(float))
+    from crescendai.evaluation import pearson_per_dim
+
+    yp_oof, yt_oof = oof[P_COLS].to_numpy(float), oof[Y_COLS].to_numpy(float)
+    cal = Calibrator.fit(yp_oof, yt_oof)
+    cal.error = cross_fitted_error(yp_oof, yt_oof, oof["fold"].to_numpy())
+    cal.r = pearson_per_dim(yt_oof, yp_oof)
     metrics: dict[str, object] = {"fit_set": "oof", "n_bins": n_bins,
-                                  "fit": calibration_report(cal, oof[P_COLS].to_numpy(float), oof[Y_COLS].to_numpy(float), n_bins)}
+                                  "fit": calibration_report(cal, yp_oof, yt_oof, n_bins),
+                                  "cross_fitted_rmse": round(float(np.nanmean(cal.error)), 6)}
     ev = test if len(test) >= 2 else oof
     yp, yt = ev[P_COLS].to_numpy(float), ev[Y_COLS].to_numpy(float)
     metrics["test"] = calibration_report(cal, yp, yt, n_bins)

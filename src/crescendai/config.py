@@ -227,6 +227,9 @@ class TutorParams:
     rel_margin: float = field(default=0.07, metadata=_rng(0.0, 1.0))
     max_lines: int = field(default=6, metadata=_rng(1, 100))
     min_score_match: float = field(default=0.5, metadata=_rng(0.0, 1.0))
+    min_reliable_r: float = field(default=0.2, metadata=_rng(-1.0, 1.0))
+    """Dimensions whose out-of-fold validation r (stored with the calibration) is below this are shown
+    as unreliable and give no feedback, strengths or weaknesses; -1 keeps every dimension."""
 
 
 @dataclass(frozen=True)

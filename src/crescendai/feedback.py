@@ -112,6 +112,7 @@ def find_spans(
     *,
     rel_margin: float = 0.07,
     min_confidence: float = 0.8,
+    judged: np.ndarray | None = None,
 ) -> list[Span]:
     """Spans of units where a problem dimension is worst (see module docstring).
 
@@ -121,6 +122,7 @@ def find_spans(
         baseline: [19] the performance's pooled (median) scores.
         rel_margin: minimum excess over the baseline, label units (0.07 ≈ half a rating point).
         min_confidence: minimum Φ(Δ/σ) in [0, 1].
+        judged: [19] bool, the dimensions the model can judge (None: all).
 
     Returns:
         Spans sorted by descending severity.
@@ -130,7 +132,7 @@ def find_spans(
     out: list[Span] = []
     for d in dims.DIMENSIONS:
         direction = dims.problem_direction(d)
-        if direction == 0:
+        if direction == 0 or (judged is not None and not judged[d.index]):
             continue
         col = s[:, d.index]
         bad = direction * (col - NEUTRAL)  # > 0: on the problem side of the middle rating
@@ -220,19 +222,22 @@ def line_text(line: Line, units: Units) -> tuple[str, list[str]]:
     return text, [d.advice for d in ds]
 
 
-def overall_notes(pooled_median: np.ndarray, *, margin: float = 0.07, top: int = 2
+def overall_notes(pooled_median: np.ndarray, *, margin: float = 0.07, top: int = 2,
+                  judged: np.ndarray | None = None, uncertainty: np.ndarray | None = None
                   ) -> tuple[list[int], list[int]]:
     """(strengths, weaknesses): up to ``top`` problem dimensions whose whole-performance median is
-    at least ``margin`` on the good (resp. problem) side of the middle rating."""
+    at least ``margin`` — and at least its ``uncertainty`` [19], when given — on the good (resp.
+    problem) side of the middle rating; only ``judged`` dimensions ([19] bool, None: all)."""
     good, bad = [], []
     for d in dims.DIMENSIONS:
         direction = dims.problem_direction(d)
-        if direction == 0 or d.subjective:
+        if direction == 0 or d.subjective or (judged is not None and not judged[d.index]):
             continue
         b = direction * (float(pooled_median[d.index]) - NEUTRAL)
-        if b >= margin:
+        need = margin if uncertainty is None else max(margin, float(uncertainty[d.index]))
+        if b >= need:
             bad.append((b, d.index))
-        elif b <= -margin:
+        elif b <= -need:
             good.append((-b, d.index))
     return ([i for _, i in sorted(good, reverse=True)[:top]],
             [i for _, i in sorted(bad, reverse=True)[:top]])

@@ -380,7 +380,9 @@ class Pooled:
 
     ``median`` is the headline score; ``trimmed_mean`` drops ``trim`` of windows at each end;
     ``spread`` is the interquartile range; ``quantiles`` [5, 19] at :data:`QUANTILES`;
-    ``uncertainty`` the median MC std.
+    ``uncertainty`` = √(median MC std² + ``model_error``²): the MC-dropout spread and, when the
+    calibration stores it, the model's error on performers it never saw (``model_error``, None
+    otherwise); ``validation_r`` the out-of-fold Pearson r per dimension (or None).
     """
 
     median: np.ndarray
@@ -389,6 +391,8 @@ class Pooled:
     quantiles: np.ndarray
     uncertainty: np.ndarray
     n_windows: int
+    model_error: np.ndarray | None = None
+    validation_r: np.ndarray | None = None
 
 
 def calibrate_std(cal: Calibration, raw: np.ndarray, std: np.ndarray) -> np.ndarray:
@@ -399,19 +403,32 @@ def calibrate_std(cal: Calibration, raw: np.ndarray, std: np.ndarray) -> np.ndar
     return (np.abs(np.asarray(hi) - np.asarray(lo)) / 2).astype(np.float32)
 
 
-def pool(series: WindowSeries, trim: float = 0.1) -> Pooled:
-    """Robust whole-performance pooling over valid windows (all windows if none is valid)."""
+def pool(series: WindowSeries, trim: float = 0.1, model_error: np.ndarray | None = None,
+         validation_r: np.ndarray | None = None) -> Pooled:
+    """Robust whole-performance pooling over valid windows (all windows if none is valid);
+    ``model_error`` [19] (label scale) widens the uncertainty, see :class:`Pooled`."""
     keep = series.valid if series.valid.any() else np.ones(len(series), bool)
     s = series.scores[keep]
     q = np.quantile(s, QUANTILES, axis=0)
+    mc = np.median(series.std[keep], axis=0)
+    err = np.zeros_like(mc) if model_error is None else np.nan_to_num(np.asarray(model_error, float))
     return Pooled(
         median=np.median(s, axis=0).astype(np.float32),
         trimmed_mean=trimmed_mean(s, trim).astype(np.float32),
         spread=(q[QUANTILES.index(0.75)] - q[QUANTILES.index(0.25)]).astype(np.float32),
         quantiles=q.astype(np.float32),
-        uncertainty=np.median(series.std[keep], axis=0).astype(np.float32),
+        uncertainty=np.sqrt(mc**2 + err**2).astype(np.float32),
         n_windows=int(keep.sum()),
+        model_error=None if model_error is None else np.asarray(model_error, np.float32),
+        validation_r=None if validation_r is None else np.asarray(validation_r, np.float32),
     )
+
+
+def judged_dims(validation_r: np.ndarray | None, min_r: float) -> np.ndarray:
+    """[19] bool: dimensions whose out-of-fold r is at least ``min_r`` (all when r is unknown)."""
+    if validation_r is None:
+        return np.ones(dims.N_DIMS, bool)
+    return np.nan_to_num(np.asarray(validation_r, float), nan=-1.0) >= min_r
 
 
 def score_windows(
@@ -660,11 +677,13 @@ class Analysis:
     lines: list  # [crescendai.feedback.Line]
     strengths: list[int]
     weaknesses: list[int]
+    judged: np.ndarray  # [19] bool: dimensions reliable enough to give feedback on (see min_reliable_r)
     score_path: str | None
     model_path: str
     calibrated: bool
     mc_samples: int
     timings: dict[str, float] = field(default_factory=dict)
+    min_reliable_r: float = -1.0
 
 
 def analyze_file(
@@ -718,21 +737,25 @@ def analyze_file(
         units = fb.Units(grid.numbers, grid.start_sec, grid.end_sec, "bar", grid.approximate)
     else:
         units = fb.time_units(series.duration_sec)
-    pooled = pool(series, p.trim)
+    pooled = pool(series, p.trim, getattr(bundle.calibration, "error", None),
+                  getattr(bundle.calibration, "r", None))
+    judged = judged_dims(pooled.validation_r, p.min_reliable_r)
     u_scores, _ = per_bar(series, units.start_sec, units.end_sec, series.scores)
     u_std, _ = per_bar(series, units.start_sec, units.end_sec, series.std)
     spans = fb.find_spans(u_scores, u_std, pooled.median, rel_margin=p.rel_margin,
-                          min_confidence=p.min_confidence)
+                          min_confidence=p.min_confidence, judged=judged)
     lines = fb.merge_spans(spans, p.max_lines)
-    strengths, weaknesses = fb.overall_notes(pooled.median, margin=p.rel_margin)
+    strengths, weaknesses = fb.overall_notes(pooled.median, margin=p.rel_margin, judged=judged,
+                                             uncertainty=pooled.uncertainty)
     t4 = time.perf_counter()
     add_saliency(path, series, bundle.scorer, saliency_targets(series, lines, units, pooled.median))
     t5 = time.perf_counter()
     return Analysis(
         path=str(path), series=series, pooled=pooled, grid=grid, units=units, unit_scores=u_scores,
-        unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses,
+        unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses, judged=judged,
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
+        min_reliable_r=p.min_reliable_r,
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
                  "feedback_sec": t4 - t3, "saliency_sec": t5 - t4},
     )

@@ -6,7 +6,7 @@ import base64
 import html as _html
 from typing import Any
 
-from crescendai.report.text import bars_phrase
+from crescendai.report.text import bars_phrase, validation_phrase
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
 h1{font-size:1.4em}table{border-collapse:collapse;font-size:.9em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}
@@ -49,7 +49,10 @@ def html_report(rep: dict[str, Any], images: dict[str, bytes]) -> str:
         q = o["quantiles"]
         parts.append(f"<tr><td>{e(d['name'])}</td><td>{o['rating']:.1f}</td><td>{q['q25'] * 7:.1f}–"
                      f"{q['q75'] * 7:.1f}</td><td>{(o['uncertainty'] or 0) * 7:.1f}</td>"
-                     f"<td>{e(d['low'])} … {e(d['high'])}</td></tr>")
+                     f"<td>{e(d['low'])} … {e(d['high'])}"
+                     + ("" if o.get("judged", True) else
+                        f" <small>(unreliable on unseen players: {validation_phrase(o)}; no advice given)</small>")
+                     + "</td></tr>")
     parts.append("</table>")
     if "overall" in images:
         parts.append(_img(images["overall"], "overall scores"))

@@ -5,10 +5,15 @@ Schema ``crescendai.report`` version :data:`SCHEMA_VERSION` (bump on any incompa
     {
       "schema": "crescendai.report", "schema_version": 1, "crescendai_version": str, "created": ISO-8601,
       "input":  {"path": str, "duration_sec": float, "score": str | null},
-      "model":  {"path": str, "calibrated": bool, "mc_samples": int, "hop_sec": float},
+      "model":  {"path": str, "calibrated": bool, "mc_samples": int, "hop_sec": float,
+                 "min_reliable_r": float (dimensions below it are not judged)},
       "dimensions": [{"index", "key", "name", "low", "high", "problem_pole": "low"|"high"|null,
                       "subjective": bool}] × 19,
-      "overall": {<key>: {"median", "trimmed_mean", "spread" (IQR), "uncertainty" (median MC std),
+      "overall": {<key>: {"median", "trimmed_mean", "spread" (IQR),
+                          "uncertainty" (√(median MC std² + model_error²)),
+                          "model_error" (out-of-fold RMSE after calibration, or null),
+                          "validation_r" (out-of-fold Pearson r, or null),
+                          "judged" (bool: reliable enough for feedback),
                           "rating" (median × 7, on 1–7), "quantiles": {"q10","q25","q50","q75","q90"}}},
       "bars":   {"source": "score"|"beats"|"none", "approximate": bool, "meter": "3/4",
                  "tempo_bpm": float|null, "match": float|null,
@@ -94,6 +99,9 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
             "trimmed_mean": _r(pooled.trimmed_mean[d.index]),
             "spread": _r(pooled.spread[d.index]),
             "uncertainty": _r(pooled.uncertainty[d.index]),
+            "model_error": None if pooled.model_error is None else _r(pooled.model_error[d.index]),
+            "validation_r": None if pooled.validation_r is None else _r(pooled.validation_r[d.index]),
+            "judged": bool(a.judged[d.index]),
             "rating": _r(pooled.median[d.index] * 7, 2),
             "quantiles": {q: _r(pooled.quantiles[i, d.index]) for i, q in enumerate(qnames)},
         }
@@ -130,7 +138,7 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "input": {"path": a.path, "duration_sec": _r(s.duration_sec, 3), "score": a.score_path},
         "model": {"path": a.model_path, "calibrated": a.calibrated, "mc_samples": a.mc_samples,
-                  "hop_sec": s.hop_sec},
+                  "hop_sec": s.hop_sec, "min_reliable_r": a.min_reliable_r},
         "dimensions": [
             {"index": d.index, "key": d.key, "name": d.name, "low": d.low, "high": d.high,
              "problem_pole": d.problem_pole, "subjective": d.subjective}

@@ -28,6 +28,17 @@ def bars_phrase(rep: dict[str, Any]) -> str:
     return "no bars found (too few beats); feedback uses times"
 
 
+def validation_phrase(overall: dict[str, Any]) -> str:
+    """"r 0.12", or "r unknown" when it could not be measured."""
+    r = overall.get("validation_r")
+    return "r unknown" if r is None else f"r {r:.2f}"
+
+
+def known_error(rep: dict[str, Any]) -> bool:
+    """Whether the report's uncertainties include the model's validation error."""
+    return any(o.get("model_error") is not None for o in rep["overall"].values())
+
+
 def text_report(rep: dict[str, Any]) -> str:
     """Render the human summary: header, overall scores, strengths, bar-level feedback."""
     inp, model = rep["input"], rep["model"]
@@ -35,16 +46,22 @@ def text_report(rep: dict[str, Any]) -> str:
         f"CrescendAI analysis of {inp['path']} ({_mmss(inp['duration_sec'])})",
         f"  {bars_phrase(rep)}",
         f"  model: {model['path']} ({'calibrated' if model['calibrated'] else 'UNCALIBRATED'}), "
-        f"{len(rep['windows']['start_sec'])} windows, uncertainty from {model['mc_samples']} "
-        "MC-dropout samples",
+        f"{len(rep['windows']['start_sec'])} windows",
+        "  ± = " + ("the model's typical error on players it was not trained on, with the spread of "
+                    if known_error(rep) else "") + f"{model['mc_samples']} MC-dropout samples",
         "",
         "Overall (rating 1–7: median, ± uncertainty; low pole … high pole)",
     ]
     for d in rep["dimensions"]:
         o = rep["overall"][d["key"]]
         unc = (o["uncertainty"] or 0) * 7
+        note = "" if o.get("judged", True) else f"  [unreliable: {validation_phrase(o)}]"
         out.append(f"  {d['name']:<22} {o['rating']:4.1f} ±{unc:3.1f} {_gauge(o['rating'])} "
-                   f"{d['low']} … {d['high']}")
+                   f"{d['low']} … {d['high']}{note}")
+    if not all(o.get("judged", True) for o in rep["overall"].values()):
+        out.append(f"  [unreliable]: on players it was not trained on, the model's ratings of these agree "
+                   f"too little with the teachers' (r below {model.get('min_reliable_r', 0):.2f}); "
+                   "it gives no advice on them.")
     s = rep["summary"]
     names = {d["key"]: d["name"] for d in rep["dimensions"]}
     if s["strengths"]:
