@@ -103,14 +103,18 @@ def _fold_parallel_setup():
 
 
 def _fold_parallel_worker(rank: int, world: int, port: int, out: str) -> None:
-    from crescendai.training import cleanup_distributed, setup_distributed
+    from crescendai.training import cleanup_distributed, prepare_shared_run_dir, setup_distributed
 
     join_group(rank, world, port)
     env = setup_distributed("cpu")
+    run_dir = os.path.join(out, "run")
+    resume = prepare_shared_run_dir(run_dir, "fp", env)  # rank 0 creates it, rank 1 waits for it
+    assert os.path.isfile(os.path.join(run_dir, "FINGERPRINT")) and resume is False
     data, cfg, make = _fold_parallel_setup()
-    cv = ft.cross_validate(make, data, cfg, seed=0, env=env, checkpoint_dir=out)
+    cv = ft.cross_validate(make, data, cfg, seed=0, env=env, checkpoint_dir=run_dir)
+    resume = prepare_shared_run_dir(run_dir, "fp", env)  # same run, checkpoints there: both resume
     cleanup_distributed()
-    pd.to_pickle(cv, os.path.join(out, f"cv{rank}.pkl"))
+    pd.to_pickle((cv, resume), os.path.join(out, f"cv{rank}.pkl"))
 
 
 @pytest.mark.slow
@@ -122,12 +126,13 @@ def test_cross_validation_fold_parallel_equals_one_process(tmp_path):
     data, cfg, make = _fold_parallel_setup()
     one = ft.cross_validate(make, data, cfg, seed=0)
     for rank in (0, 1):
-        cv = pd.read_pickle(tmp_path / f"cv{rank}.pkl")
+        cv, resume = pd.read_pickle(tmp_path / f"cv{rank}.pkl")
+        assert resume is True
         assert cv.folds == one.folds == [0, 1, 2] and cv.best_epochs == one.best_epochs
         for a, b in zip(cv.frames, one.frames, strict=True):
             pd.testing.assert_frame_equal(a, b, check_exact=False, atol=1e-6)
         assert [r["run"] for r in cv.history] == [r["run"] for r in one.history]
-    assert {p.name for p in tmp_path.glob("fold*.pt")} == {"fold0.pt", "fold1.pt", "fold2.pt"}
+    assert {p.name for p in (tmp_path / "run").glob("fold*.pt")} == {"fold0.pt", "fold1.pt", "fold2.pt"}
 
 
 @pytest.mark.slow
