@@ -508,6 +508,11 @@ def _pred_frame(data: LabelledSet, segs: np.ndarray, seg_pred: np.ndarray, w: di
     return pd.concat([s, wf], ignore_index=True)
 
 
+def _run_budget(cfg: FinetuneConfig, n_rounds: int) -> float:
+    """Seconds for each of the ``n_rounds`` CV runs and the final run (0 = no cap)."""
+    return cfg.time_budget_sec / (n_rounds + 1) if cfg.time_budget_sec > 0 else 0.0
+
+
 def _ckpt(folder: str | Path | None, name: str) -> Path | None:
     return None if folder is None else Path(folder) / f"{name}.pt"
 
@@ -548,7 +553,7 @@ def cross_validate(
     env = env or DistEnv(0, 1, device or resolve_device(cfg.device))
     folds, is_test = data.folds, data.is_test
     plan = cv_plan(folds[~is_test], cfg.selection)
-    budget = cfg.time_budget_sec / (len(plan) + 1) if cfg.time_budget_sec > 0 else 0.0
+    budget = _run_budget(cfg, len(plan))
     mine: list[tuple[int, int, list[dict[str, object]], pd.DataFrame]] = []
     for i, rnd in enumerate(plan):
         if i % env.world != env.rank:
@@ -596,7 +601,7 @@ def run_finetune(
     cv = cv or cross_validate(make_model, data, cfg, seed, device, checkpoint_dir, resume)
     t0 = time.perf_counter()
     is_test = data.is_test
-    budget = cfg.time_budget_sec / (len(cv.folds) + 1) if cfg.time_budget_sec > 0 else 0.0
+    budget = _run_budget(cfg, len(cv.folds))
     final_epochs = max(1, int(np.median(cv.best_epochs)))
     dev = np.flatnonzero(~is_test)
     res = train_run(make_model, data, dev, None, cfg, device, epochs=final_epochs, seed=seed,
