@@ -254,14 +254,18 @@ def fit_from_predictions(
         reliability rows for the test set — or the fit set when there is no test set — before and
         after).
     """
-    from crescendai.evaluation import P_COLS, Y_COLS, read_predictions, segment_rows
+    from crescendai.evaluation import (
+        P_COLS,
+        Y_COLS,
+        pearson_per_dim,
+        read_predictions,
+        segment_rows,
+    )
 
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
     if len(oof) < 2:
         raise ValueError(f"{predictions_path}: fewer than 2 out-of-fold segments to fit calibration on")
-    from crescendai.evaluation import pearson_per_dim
-
     yp_oof, yt_oof = oof[P_COLS].to_numpy(float), oof[Y_COLS].to_numpy(float)
     cal = Calibrator.fit(yp_oof, yt_oof)
     cal.error = cross_fitted_error(yp_oof, yt_oof, oof["fold"].to_numpy())

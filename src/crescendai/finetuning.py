@@ -535,22 +535,22 @@ def cross_validate(
     data: LabelledSet,
     cfg: FinetuneConfig,
     seed: int,
-    device: torch.device | None = None,
+    env: DistEnv | None = None,
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
-    env: DistEnv | None = None,
 ) -> CVResult:
     """The CV rounds of :func:`cv_plan` on the non-test folds (out-of-fold predictions of every
     non-test segment).
 
-    Under ``torchrun`` (``env.world`` > 1) the rounds are spread over the ranks (round ``i`` on rank
+    ``env`` places the work (default: one process on ``cfg.device``). Under ``torchrun``
+    (``env.world`` > 1) the rounds are spread over the ranks (round ``i`` on rank
     ``i mod world``, each on its own device) and gathered, so every rank returns the whole result.
     Each round is seeded by its index, not by where it runs: the result is the single-process one.
     Fold-parallel rather than DDP because the labelled sets are small (a few hundred to a few
     thousand segments): K independent runs keep K devices busy without all-reducing tiny batches.
     """
     t0 = time.perf_counter()
-    env = env or DistEnv(0, 1, device or resolve_device(cfg.device))
+    env = env or DistEnv(0, 1, resolve_device(cfg.device))
     folds, is_test = data.folds, data.is_test
     plan = cv_plan(folds[~is_test], cfg.selection)
     budget = _run_budget(cfg, len(plan))
@@ -598,7 +598,7 @@ def run_finetune(
     or ``cv`` when it already ran, e.g. fold-parallel), then the final model on all non-test folds for
     the median selected epoch count, scored on the fixed test set. See the module docstring."""
     device = device or resolve_device(cfg.device)
-    cv = cv or cross_validate(make_model, data, cfg, seed, device, checkpoint_dir, resume)
+    cv = cv or cross_validate(make_model, data, cfg, seed, DistEnv(0, 1, device), checkpoint_dir, resume)
     t0 = time.perf_counter()
     is_test = data.is_test
     budget = _run_budget(cfg, len(cv.folds))

@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
@@ -161,8 +162,6 @@ class _GatherRows(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, z: torch.Tensor, sizes: tuple[int, ...], rank: int) -> torch.Tensor:  # type: ignore[override]
-        import torch.distributed as dist
-
         zp = F.pad(z, (0, 0, 0, max(sizes) - z.shape[0])).contiguous()
         parts = [torch.empty_like(zp) for _ in sizes]
         dist.all_gather(parts, zp)
@@ -171,8 +170,6 @@ class _GatherRows(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        import torch.distributed as dist
-
         grad = grad.contiguous().clone()
         dist.all_reduce(grad)
         start = sum(ctx.sizes[: ctx.rank])
@@ -189,8 +186,6 @@ def gather_across_ranks(z: torch.Tensor, rec: torch.Tensor) -> tuple[torch.Tenso
     rank's recordings as negatives. ``rec`` must hold global recording ids so same-recording crops on
     different ranks are still masked.
     """
-    import torch.distributed as dist
-
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
         return z, rec
     n = torch.tensor([z.shape[0]], device=z.device)

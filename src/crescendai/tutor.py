@@ -91,13 +91,21 @@ class Scorer(Protocol):
 
 
 class Calibration(Protocol):
-    """Per-dimension monotone map from raw to calibrated scores (both [N, 19])."""
+    """Per-dimension monotone map from raw to calibrated scores (both [N, 19]), with the model's
+    validation record when the calibrate stage measured it: ``error`` [19] (out-of-fold RMSE, label
+    scale) and ``r`` [19] (out-of-fold Pearson r), else None."""
+
+    error: np.ndarray | None
+    r: np.ndarray | None
 
     def transform(self, scores: np.ndarray) -> np.ndarray: ...
 
 
 class IdentityCalibration:
-    """No calibration (used when a bundle has none, and in tests)."""
+    """No calibration (used when a bundle has none, and in tests); no validation record."""
+
+    error: np.ndarray | None = None
+    r: np.ndarray | None = None
 
     def transform(self, scores: np.ndarray) -> np.ndarray:
         return np.asarray(scores, dtype=np.float32)
@@ -677,13 +685,17 @@ class Analysis:
     lines: list  # [crescendai.feedback.Line]
     strengths: list[int]
     weaknesses: list[int]
-    judged: np.ndarray  # [19] bool: dimensions reliable enough to give feedback on (see min_reliable_r)
     score_path: str | None
     model_path: str
     calibrated: bool
     mc_samples: int
     timings: dict[str, float] = field(default_factory=dict)
     min_reliable_r: float = -1.0
+
+    @property
+    def judged(self) -> np.ndarray:
+        """[19] bool: dimensions reliable enough to give feedback on (:func:`judged_dims`)."""
+        return judged_dims(self.pooled.validation_r, self.min_reliable_r)
 
 
 def analyze_file(
@@ -737,8 +749,7 @@ def analyze_file(
         units = fb.Units(grid.numbers, grid.start_sec, grid.end_sec, "bar", grid.approximate)
     else:
         units = fb.time_units(series.duration_sec)
-    pooled = pool(series, p.trim, getattr(bundle.calibration, "error", None),
-                  getattr(bundle.calibration, "r", None))
+    pooled = pool(series, p.trim, bundle.calibration.error, bundle.calibration.r)
     judged = judged_dims(pooled.validation_r, p.min_reliable_r)
     u_scores, _ = per_bar(series, units.start_sec, units.end_sec, series.scores)
     u_std, _ = per_bar(series, units.start_sec, units.end_sec, series.std)
@@ -752,7 +763,7 @@ def analyze_file(
     t5 = time.perf_counter()
     return Analysis(
         path=str(path), series=series, pooled=pooled, grid=grid, units=units, unit_scores=u_scores,
-        unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses, judged=judged,
+        unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses,
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
         min_reliable_r=p.min_reliable_r,
