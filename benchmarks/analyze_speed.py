@@ -111,11 +111,11 @@ def _bundle(model: str | None):
     """The tutor bundle, or a default-size random model (params.yaml `model` section) when absent."""
     import torch
 
-    from crescendai import tutor
+    from crescendai.tutor import analysis as tutor
 
     if model and Path(model, "model.pt").is_file():
         return tutor.load_bundle(model), f"bundle {model}"
-    from crescendai.config import load_params
+    from crescendai.core.config import load_params
     from crescendai.model import HeadsConfig, build_model
 
     torch.manual_seed(0)
@@ -129,9 +129,9 @@ def child(args: argparse.Namespace) -> None:
     import torch
 
     torch.set_num_threads(THREADS)
-    from crescendai import tutor
-    from crescendai.config import load_params
-    from crescendai.report import build_report
+    from crescendai.core.config import load_params
+    from crescendai.tutor import analysis as tutor
+    from crescendai.tutor.report import build_report
 
     params = load_params().tutor
     bundle, desc = _bundle(args.model)

@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from crescendai import audio
+from crescendai.core import audio
 
 
 def _signal(minutes: float, seed: int = 0) -> np.ndarray:

@@ -1,6 +1,6 @@
 """Are the synthetic labels learnable from audio? Simple features + ridge, held-out performers.
 
-Features are computed from the *contract* windows (``crescendai.audio``: mel dB with ref = max per
+Features are computed from the *contract* windows (``crescendai.core.audio``: mel dB with ref = max per
 3 s window), so absolute level is gone exactly as for the model: band-energy profile and spectral
 centroid (brightness, touch, loudness through timbre), frame-energy contrast and onset strength
 (dynamics, articulation, pedal), onset rate and inter-onset regularity (pace, timing). Ridge
@@ -22,9 +22,9 @@ from sklearn.model_selection import LeaveOneGroupOut
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from crescendai.audio import load_audio, windows_from_waveform
-from crescendai.dims import KEYS
-from crescendai.io_utils import read_jsonl
+from crescendai.core.audio import load_audio, windows_from_waveform
+from crescendai.core.dims import KEYS
+from crescendai.core.files import read_jsonl
 from crescendai.synth.labels import DIRECT
 
 SR = 22050

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from crescendai.audio import (
+from crescendai.core.audio import (
     DB_FLOOR,
     HOP_LENGTH,
     N_FFT,
@@ -28,9 +28,9 @@ from crescendai.audio import (
     WINDOW_FRAMES,
     hop_frames,
 )
-from crescendai.corpora.manifest import ManifestRecord
-from crescendai.features import build_feature_set, load_feature_set
-from crescendai.io_utils import sha1_file
+from crescendai.core.files import sha1_file
+from crescendai.data.manifest import ManifestRecord
+from crescendai.data.window_cache import build_feature_set, load_feature_set
 
 
 def naive_windows(path: str, hop_sec: float) -> np.ndarray:

@@ -12,10 +12,10 @@ import logging
 import shutil
 from pathlib import Path
 
-from crescendai.calibration import fit_from_predictions, plot_reliability
-from crescendai.config import load_params, seed_everything
-from crescendai.evaluation import best_variant, write_csv
-from crescendai.io_utils import read_json, write_json
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import read_json, write_json
+from crescendai.evaluate.calibration import fit_from_predictions, plot_reliability
+from crescendai.evaluate.metrics import best_variant, write_csv
 
 
 def main() -> None:

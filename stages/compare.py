@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import logging
 
-from crescendai.config import load_params, seed_everything
-from crescendai.evaluation import compare_variants
-from crescendai.io_utils import write_json
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import write_json
+from crescendai.evaluate.metrics import compare_variants
 
 
 def main() -> None:

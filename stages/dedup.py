@@ -1,7 +1,7 @@
 """Stage dedup: fingerprint every manifest item, persist duplicate/overlap pairs, enforce leakage rules.
 
 Writes data/dedup/pairs.jsonl, data/dedup/report.md, metrics/dedup.json; exits 1 listing the
-offending pairs when a rule is broken (crescendai.dedup.check_leakage).
+offending pairs when a rule is broken (crescendai.data.dedup.check_leakage).
 """
 
 from __future__ import annotations
@@ -17,17 +17,17 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from crescendai.config import load_params, seed_everything
-from crescendai.corpora.manifest import read_manifests, record_span
-from crescendai.dedup import (
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import atomic_write, write_json
+from crescendai.data.dedup import (
     find_leakage,
     find_pairs,
     items_from_records,
     span_overlap_pairs,
     write_pairs,
 )
-from crescendai.fingerprint import fingerprint, fingerprint_file
-from crescendai.io_utils import atomic_write, write_json
+from crescendai.data.fingerprint import fingerprint, fingerprint_file
+from crescendai.data.manifest import read_manifests, record_span
 
 
 def _fp(path: str):
@@ -83,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                               "violations": len(violations), "fingerprint_seconds": round(t_fp, 2),
                               "seconds": round(t_all, 2)})
     if violations:
-        from crescendai.dedup import LeakageError
+        from crescendai.data.dedup import LeakageError
 
         print(f"dedup stage failed: {LeakageError(violations)}", file=sys.stderr)
         return 1

@@ -7,9 +7,9 @@ from __future__ import annotations
 import argparse
 import logging
 
-from crescendai.config import load_params, seed_everything
-from crescendai.evaluation import evaluate_variant
-from crescendai.io_utils import write_json
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import write_json
+from crescendai.evaluate.metrics import evaluate_variant
 
 
 def main() -> None:

@@ -15,23 +15,23 @@ import argparse
 import logging
 from pathlib import Path
 
-from crescendai.config import load_params, seed_everything
-from crescendai.finetuning import (
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import atomic_write, sha1_file, write_json
+from crescendai.learn.finetune import (
     FinetuneConfig,
     cross_validate,
     load_labelled,
     model_factory,
     run_finetune,
 )
-from crescendai.io_utils import atomic_write, sha1_file, write_json
-from crescendai.model import save_model
-from crescendai.training import (
+from crescendai.learn.loop import (
     cleanup_distributed,
     fingerprint,
     finish_run_dir,
     prepare_shared_run_dir,
     setup_distributed,
 )
+from crescendai.model import save_model
 
 
 def main() -> None:

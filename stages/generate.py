@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from crescendai.config import load_params, seed_everything  # noqa: E402
+from crescendai.core.config import load_params, seed_everything  # noqa: E402
 from crescendai.synth.corpus import LABELLED, PHONE, SSL, CorpusSpec, generate_corpus, write_corpus  # noqa: E402
 
 OUT = Path("data/generated")

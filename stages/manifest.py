@@ -12,12 +12,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from crescendai.config import load_params, seed_everything
-from crescendai.corpora.common import CorpusError
-from crescendai.corpora.manifest import write_manifest
-from crescendai.corpora.registry import REAL_CORPORA, read_corpus, roles
-from crescendai.corpora.splits import SplitError, assign_splits
-from crescendai.io_utils import write_json
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import write_json
+from crescendai.data.corpora.common import CorpusError
+from crescendai.data.corpora.registry import REAL_CORPORA, read_corpus, roles
+from crescendai.data.manifest import write_manifest
+from crescendai.data.splits import SplitError, assign_splits
 
 
 def main(argv: list[str] | None = None) -> int:

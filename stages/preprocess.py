@@ -8,13 +8,13 @@ import logging
 import sys
 from pathlib import Path
 
-from crescendai.config import load_params, seed_everything
-from crescendai.corpora.manifest import read_manifest
-from crescendai.corpora.registry import roles
-from crescendai.dedup import LeakageError, check_leakage, items_from_records, read_pairs
-from crescendai.features import FeatureError, build_feature_set
-from crescendai.io_utils import write_json
-from crescendai.similarity import plot, probe
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import write_json
+from crescendai.data.corpora.registry import roles
+from crescendai.data.dedup import LeakageError, check_leakage, items_from_records, read_pairs
+from crescendai.data.manifest import read_manifest
+from crescendai.data.similarity import plot, probe
+from crescendai.data.window_cache import FeatureError, build_feature_set
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -24,13 +24,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crescendai.augment import augment
-from crescendai.config import load_params, seed_everything
-from crescendai.io_utils import atomic_write, sha1_file, write_json
-from crescendai.model import build_backbone, save_model
-from crescendai.model.probe import embed, probe
-from crescendai.model.ssl import SSLConfig, SSLModel
-from crescendai.training import (
+from crescendai.core.config import load_params, seed_everything
+from crescendai.core.files import atomic_write, sha1_file, write_json
+from crescendai.learn.augment import augment
+from crescendai.learn.loop import (
     LoopConfig,
     RecordingBatchSampler,
     WindowDataset,
@@ -44,12 +41,15 @@ from crescendai.training import (
     setup_distributed,
     split_groups,
 )
+from crescendai.learn.probe import embed, probe
+from crescendai.learn.ssl import SSLConfig, SSLModel
+from crescendai.model import build_backbone, save_model
 
 log = logging.getLogger("pretrain")
 
 
 def run_probe(backbone, labelled: Path, p, device) -> dict:
-    from crescendai.features import load_feature_set
+    from crescendai.data.window_cache import load_feature_set
 
     if not (labelled / "windows.npy").is_file():
         return {}

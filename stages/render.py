@@ -19,8 +19,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
-from crescendai.config import Params, load_params, seed_everything  # noqa: E402
-from crescendai.io_utils import read_jsonl, write_jsonl  # noqa: E402
+from crescendai.core.config import Params, load_params, seed_everything  # noqa: E402
+from crescendai.core.files import read_jsonl, write_jsonl  # noqa: E402
 from crescendai.synth.external import asap_jobs, percepiano_jobs, require_root  # noqa: E402
 from crescendai.synth.render import RenderJob, RenderSettings, render_jobs  # noqa: E402
 

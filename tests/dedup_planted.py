@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from crescendai.midi import Note, PedalEvent, Performance
+from crescendai.core.midi import Note, PedalEvent, Performance
 
 SR = 22050
 

@@ -8,9 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crescendai import dims, tutor
 from crescendai.cli import main
-from crescendai.report import validate_report
+from crescendai.core import dims
+from crescendai.tutor import analysis as tutor
+from crescendai.tutor.report import validate_report
 from tutor_fixtures import piece, render, save_tiny_bundle, write_audio, write_score
 
 TIMING = dims.by_key("timing").index

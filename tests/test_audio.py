@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from crescendai import audio
-from crescendai.audio import AudioError
+from crescendai.core import audio
+from crescendai.core.audio import AudioError
 
 
 def test_window_arithmetic():

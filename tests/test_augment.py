@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from crescendai.augment import AugmentConfig, augment, reverb
+from crescendai.learn.augment import AugmentConfig, augment, reverb
 
 
 def windows(b: int = 4) -> torch.Tensor:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crescendai import bars
+from crescendai.tutor import bars
 from tutor_fixtures import piece, render, write_audio, write_score
 
 

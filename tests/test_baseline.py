@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from crescendai.baseline import (
+from crescendai.evaluate.audio_features import (
     N_WINDOW_FEATURES,
     ridge_cv_predict,
     segment_features,

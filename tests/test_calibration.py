@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
-from crescendai.calibration import (
+from crescendai.evaluate.calibration import (
     Calibrator,
     calibration_report,
     cross_fitted_error,

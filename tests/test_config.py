@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from crescendai.config import (
+from crescendai.core.config import (
     ConfigError,
     Params,
     load_params,

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from crescendai.dedup import (
+from crescendai.core.files import sha1_file
+from crescendai.data.dedup import (
     Item,
     LeakageError,
     Pair,
@@ -20,8 +21,7 @@ from crescendai.dedup import (
     span_overlap_pairs,
     write_pairs,
 )
-from crescendai.fingerprint import fingerprint_file
-from crescendai.io_utils import sha1_file
+from crescendai.data.fingerprint import fingerprint_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 

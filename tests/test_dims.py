@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from crescendai import dims
+from crescendai.core import dims
 
 
 def test_order_and_keys_follow_percepiano():

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.metrics import r2_score
 
-from crescendai import evaluation as ev
+from crescendai.evaluate import metrics as ev
 
 
 @pytest.fixture

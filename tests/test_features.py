@@ -6,11 +6,16 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from crescendai.audio import windows_from_file
-from crescendai.corpora.manifest import ManifestRecord
-from crescendai.features import FeatureError, build_feature_set, load_feature_set, max_windows
-from crescendai.io_utils import sha1_file
-from crescendai.midi import Note, PedalEvent, Performance, write_midi
+from crescendai.core.audio import windows_from_file
+from crescendai.core.files import sha1_file
+from crescendai.core.midi import Note, PedalEvent, Performance, write_midi
+from crescendai.data.manifest import ManifestRecord
+from crescendai.data.window_cache import (
+    FeatureError,
+    build_feature_set,
+    load_feature_set,
+    max_windows,
+)
 
 
 def _rec(path, split="train", fold=0, performer="1", labels=None, extra=None, source="t"):
@@ -74,7 +79,7 @@ def test_bound_is_upper(tone_fn):
     for d in (0.5, 2.97, 3.0, 10.01, 61.3):
         n = int(d * 22050)
         y = tone_fn(d)[:n]
-        from crescendai.audio import windows_from_waveform
+        from crescendai.core.audio import windows_from_waveform
 
         assert len(windows_from_waveform(y, 1.0)) <= max_windows(d, 1.0)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crescendai import dims
-from crescendai import feedback as fb
+from crescendai.core import dims
+from crescendai.tutor import feedback as fb
 
 TIMING = dims.by_key("timing").index
 TOUCH = dims.by_key("articulation_touch").index

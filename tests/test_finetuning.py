@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 import torch
 
-from crescendai import finetuning as ft
+from crescendai.core import columns
+from crescendai.learn import finetune as ft
 from ranks import join_group, spawn_two_ranks
 
 TINY = {"patch": 32, "dim": 32, "depth": 1, "heads": 2, "dropout": 0.0, "drop_path": 0.0, "pooling": "mean"}
@@ -90,8 +91,8 @@ def test_run_finetune_protocol_and_predictions(tmp_path):
     assert oof.item.is_unique and set(test.item) == set(data.segments.item[data.is_test])
     assert (oof.fold == oof.performer_id.astype(int)).all()  # each predicted by the model of its fold
     win = p[p.level == "window"]
-    assert len(win) == len(data.index) and np.isfinite(win[list(ft.LOC_COLS)].to_numpy()).all()
-    assert np.isfinite(seg[list(ft.P_COLS)].to_numpy()).all()
+    assert len(win) == len(data.index) and np.isfinite(win[list(columns.LOCAL_PREDICTIONS)].to_numpy()).all()
+    assert np.isfinite(seg[list(columns.PREDICTIONS)].to_numpy()).all()
     assert res.summary["final_epochs"] >= 1 and len(res.summary["selected_epochs"]) == 3
     assert {"run", "epoch", "train_loss"} <= set(res.history.columns)
 
@@ -103,7 +104,7 @@ def _fold_parallel_setup():
 
 
 def _fold_parallel_worker(rank: int, world: int, port: int, out: str) -> None:
-    from crescendai.training import cleanup_distributed, prepare_shared_run_dir, setup_distributed
+    from crescendai.learn.loop import cleanup_distributed, prepare_shared_run_dir, setup_distributed
 
     join_group(rank, world, port)
     env = setup_distributed("cpu")
@@ -138,8 +139,8 @@ def test_cross_validation_fold_parallel_equals_one_process(tmp_path):
 @pytest.mark.slow
 def test_stage_drivers_on_fake_predictions(tmp_path):
     """predictions.csv → evaluate_variant (with ridge on the same folds) → compare → calibration."""
-    from crescendai.calibration import Calibrator, fit_from_predictions
-    from crescendai.evaluation import compare_variants, evaluate_variant
+    from crescendai.evaluate.calibration import Calibrator, fit_from_predictions
+    from crescendai.evaluate.metrics import compare_variants, evaluate_variant
 
     data = fake_set(n_perf=4, n_win=2)
     feat = tmp_path / "features"

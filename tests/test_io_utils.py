@@ -7,7 +7,7 @@ import stat
 
 import pytest
 
-from crescendai.io_utils import atomic_write, read_json, read_jsonl, write_json, write_jsonl
+from crescendai.core.files import atomic_write, read_json, read_jsonl, write_json, write_jsonl
 
 
 def test_atomic_write_replaces_only_on_success(tmp_path):

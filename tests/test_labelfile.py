@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from crescendai.labelfile import (
+from crescendai.core.labelfile import (
     LabelFileError,
     format_name,
     parse_name,

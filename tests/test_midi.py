@@ -5,7 +5,7 @@ from __future__ import annotations
 import mido
 import pytest
 
-from crescendai.midi import MidiError, Note, PedalEvent, Performance, read_midi, write_midi
+from crescendai.core.midi import MidiError, Note, PedalEvent, Performance, read_midi, write_midi
 
 
 def test_round_trip(tmp_path):

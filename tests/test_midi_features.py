@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crescendai.baseline import ridge_cv_predict
-from crescendai.midi import MidiError, Note, PedalEvent, Performance, write_midi
-from crescendai.midi_features import (
+from crescendai.core.midi import MidiError, Note, PedalEvent, Performance, write_midi
+from crescendai.evaluate.audio_features import ridge_cv_predict
+from crescendai.evaluate.midi_features import (
     FEATURE_NAMES,
     midi_feature_matrix,
     performance_features,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from crescendai import objectives as obj
+from crescendai.learn import objectives as obj
+from crescendai.learn.ssl import SSLConfig, SSLModel, partner_index
 from crescendai.model import Backbone, BackboneConfig
-from crescendai.model.ssl import SSLConfig, SSLModel, partner_index
 
 TINY = BackboneConfig(dim=32, depth=1, heads=2, dropout=0.0, drop_path=0.0)
 

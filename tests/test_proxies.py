@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crescendai.audio import mel_power
-from crescendai.proxies import audio_proxies, midi_proxies, tempo_stability
+from crescendai.core.audio import mel_power
+from crescendai.data.proxies import audio_proxies, midi_proxies, tempo_stability
 
 
 def test_tempo_stability_periodic_vs_random():

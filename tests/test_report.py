@@ -8,10 +8,16 @@ import json
 import numpy as np
 import pytest
 
-from crescendai import feedback as fb
-from crescendai import tutor
-from crescendai.report import SchemaError, build_report, text_report, validate_report, write_report
-from crescendai.report.schema import region_name
+from crescendai.tutor import analysis as tutor
+from crescendai.tutor import feedback as fb
+from crescendai.tutor.report import (
+    SchemaError,
+    build_report,
+    text_report,
+    validate_report,
+    write_report,
+)
+from crescendai.tutor.report.schema import region_name
 from tutor_fixtures import piece, render, tiny_model, write_audio
 
 

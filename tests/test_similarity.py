@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import soundfile as sf
 
-from crescendai.similarity import FEATURES, describe, plot, probe
+from crescendai.data.similarity import FEATURES, describe, plot, probe
 
 
 def _notes(sr=22050, sec=6.0, rt60=0.1, seed=0):

@@ -9,10 +9,8 @@ import pandas as pd
 import pytest
 import torch
 
-from crescendai.augment import augment
-from crescendai.model import Backbone, BackboneConfig
-from crescendai.model.ssl import SSLConfig, SSLModel
-from crescendai.training import (
+from crescendai.learn.augment import augment
+from crescendai.learn.loop import (
     DistEnv,
     LoopConfig,
     RecordingBatchSampler,
@@ -26,6 +24,8 @@ from crescendai.training import (
     setup_distributed,
     split_groups,
 )
+from crescendai.learn.ssl import SSLConfig, SSLModel
+from crescendai.model import Backbone, BackboneConfig
 from ranks import join_group, spawn_two_ranks
 
 TINY = BackboneConfig(dim=16, depth=1, heads=2, dropout=0.1, drop_path=0.1)
@@ -184,7 +184,7 @@ def test_ddp_gloo_two_processes(tmp_path):
 
 
 def test_run_dir_resumes_only_the_same_run(tmp_path):
-    from crescendai.training import fingerprint, finish_run_dir, prepare_run_dir
+    from crescendai.learn.loop import fingerprint, finish_run_dir, prepare_run_dir
 
     d = tmp_path / "runs" / "pretrain"
     fp = fingerprint({"lr": 1e-3}, "abc")
@@ -199,7 +199,7 @@ def test_run_dir_resumes_only_the_same_run(tmp_path):
 
 
 def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
-    from crescendai.objectives import gather_across_ranks, infonce
+    from crescendai.learn.objectives import gather_across_ranks, infonce
 
     join_group(rank, world, port)
     setup_distributed("cpu")
@@ -220,7 +220,7 @@ def test_infonce_negatives_are_gathered_across_ranks(tmp_path):
     """Two gloo ranks with unequal shards: every rank's loss is the loss of the whole batch, and the
     summed gradient of each rank's rows is the single-process gradient (world × for the all_gather
     sum, ÷ world by DDP averaging)."""
-    from crescendai.objectives import infonce
+    from crescendai.learn.objectives import infonce
 
     spawn_two_ranks(_gather_worker, tmp_path)
     g = torch.Generator().manual_seed(0)

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from crescendai import dims, tutor
-from crescendai.audio import WINDOW_SEC, windows_from_waveform
-from crescendai.calibration import Calibrator
+from crescendai.core import dims
+from crescendai.core.audio import WINDOW_SEC, windows_from_waveform
+from crescendai.evaluate.calibration import Calibrator
+from crescendai.tutor import analysis as tutor
 from tutor_fixtures import save_tiny_bundle, tiny_model
 
 
@@ -103,7 +104,7 @@ def test_score_windows_streams_and_per_bar_weighting():
 
 
 def test_mark_quiet_excludes_a_silent_gap():
-    from crescendai.audio import FRAME_SEC
+    from crescendai.core.audio import FRAME_SEC
 
     s = tutor.WindowSeries(
         start_sec=np.arange(10.0), raw=np.zeros((10, 19)), scores=np.zeros((10, 19)),

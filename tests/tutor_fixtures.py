@@ -99,7 +99,7 @@ def tiny_model(seed: int = 0):
     """A randomly initialised ``crescendai.model.Model`` (dim 32, depth 1): fast, meaningless scores."""
     import torch
 
-    from crescendai.config import ModelParams
+    from crescendai.core.config import ModelParams
     from crescendai.model import HeadsConfig, build_model
 
     torch.manual_seed(seed)
@@ -108,7 +108,7 @@ def tiny_model(seed: int = 0):
 
 def save_tiny_bundle(folder: Path, seed: int = 0, calibration: bool = True) -> Path:
     """A tutor bundle folder (model.pt + config.json [+ calibration.json]) with a tiny random model."""
-    from crescendai.calibration import Calibrator
+    from crescendai.evaluate.calibration import Calibrator
     from crescendai.model import save_model
 
     folder.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from crescendai.midi import Note, PedalEvent, Performance, write_midi
+from crescendai.core.midi import Note, PedalEvent, Performance, write_midi
 
 
 def write_tone(path: Path, seconds: float = 1.5, sr: int = 22050, channels: int = 1, freq: float = 440.0) -> Path:

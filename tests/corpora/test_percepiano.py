@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from crescendai.corpora.common import CorpusError
-from crescendai.corpora.percepiano import read_percepiano
-from crescendai.labelfile import MEAN_FILE, STD_FILE
+from crescendai.core.labelfile import MEAN_FILE, STD_FILE
+from crescendai.data.corpora.common import CorpusError
+from crescendai.data.corpora.percepiano import read_percepiano
 
 NAMES = ["Schubert_D960_mv3_8bars_3_15", "Schubert_D960_mv3_8bars_Score_15", "Beethoven_WoO80_thema_8bars_11_1"]
 
@@ -85,8 +85,8 @@ def test_missing_root_and_audio(tmp_path, pp):
 
 
 def test_align_segment_spans_finds_the_bars_of_longer_segments():
-    from crescendai.corpora.percepiano import align_segment_spans
-    from crescendai.labelfile import parse_name
+    from crescendai.core.labelfile import parse_name
+    from crescendai.data.corpora.percepiano import align_segment_spans
 
     rng = __import__("numpy").random.default_rng(0)
     eight = {j: [int(p) for p in rng.integers(40, 90, 30)] for j in range(1, 7)}
@@ -104,8 +104,8 @@ def test_align_segment_spans_finds_the_bars_of_longer_segments():
 
 
 def test_find_repeats_links_repeated_music_to_its_first_occurrence():
-    from crescendai.corpora.percepiano import find_repeats
-    from crescendai.labelfile import parse_name
+    from crescendai.core.labelfile import parse_name
+    from crescendai.data.corpora.percepiano import find_repeats
 
     rng = __import__("numpy").random.default_rng(1)
     music = {j: [int(p) for p in rng.integers(40, 90, 20)] for j in (1, 2, 3)}

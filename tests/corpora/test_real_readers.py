@@ -6,13 +6,13 @@ import csv
 
 import pytest
 
-from crescendai.corpora.asap import read_annotations, read_asap
-from crescendai.corpora.ccmusic import read_ccmusic
-from crescendai.corpora.common import CorpusError
-from crescendai.corpora.maestro import read_maestro
-from crescendai.corpora.maps import read_maps
-from crescendai.corpora.musicnet import read_musicnet
-from crescendai.corpora.phonepilot import read_phonepilot
+from crescendai.data.corpora.asap import read_annotations, read_asap
+from crescendai.data.corpora.ccmusic import read_ccmusic
+from crescendai.data.corpora.common import CorpusError
+from crescendai.data.corpora.maestro import read_maestro
+from crescendai.data.corpora.maps import read_maps
+from crescendai.data.corpora.musicnet import read_musicnet
+from crescendai.data.corpora.phonepilot import read_phonepilot
 
 
 def _csv(path, header, rows):

@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 
-from crescendai.corpora.manifest import ManifestError, ManifestRecord, read_manifest, write_manifest
-from crescendai.corpora.splits import SplitError, assign_splits
+from crescendai.data.manifest import ManifestError, ManifestRecord, read_manifest, write_manifest
+from crescendai.data.splits import SplitError, assign_splits
 
 
 def _rec(i, performer, piece="p", split="train"):

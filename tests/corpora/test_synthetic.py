@@ -6,10 +6,10 @@ import json
 
 import pytest
 
-from crescendai.corpora.common import CorpusError
-from crescendai.corpora.synthetic import read_synthetic
-from crescendai.io_utils import write_jsonl
-from crescendai.labelfile import MEAN_FILE
+from crescendai.core.files import write_jsonl
+from crescendai.core.labelfile import MEAN_FILE
+from crescendai.data.corpora.common import CorpusError
+from crescendai.data.corpora.synthetic import read_synthetic
 
 
 def test_labelled_and_ssl(tmp_path, perf, tone):

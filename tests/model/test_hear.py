@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from crescendai.audio import WINDOW_SEC
+from crescendai.core.audio import WINDOW_SEC
 from crescendai.model import Backbone, BackboneConfig, save_model
 from crescendai.model.hear import get_scene_embeddings, get_timestamp_embeddings, load_model
 

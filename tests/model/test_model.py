@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from crescendai.config import ModelParams
+from crescendai.core.config import ModelParams
 from crescendai.model import (
     Backbone,
     BackboneConfig,

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from crescendai.config import ConfigError, Params
-from crescendai.labelfile import MEAN_FILE, write_labels
-from crescendai.midi import Note, PedalEvent, Performance, write_midi
+from crescendai.core.config import ConfigError, Params
+from crescendai.core.labelfile import MEAN_FILE, write_labels
+from crescendai.core.midi import Note, PedalEvent, Performance, write_midi
 from crescendai.synth.external import asap_jobs, percepiano_jobs, require_root, select_items
 from crescendai.synth.render import prepare_external
 

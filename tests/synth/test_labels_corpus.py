@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from crescendai.dims import KEYS, LABEL_MAX, LABEL_MIN
-from crescendai.labelfile import MEAN_FILE, parse_name, read_labels, split_entry
+from crescendai.core.dims import KEYS, LABEL_MAX, LABEL_MIN
+from crescendai.core.labelfile import MEAN_FILE, parse_name, read_labels, split_entry
 from crescendai.synth.corpus import CorpusSpec, generate_corpus, write_corpus
 from crescendai.synth.labels import local_labels, segment_labels
 from crescendai.synth.material import make_piece
@@ -119,7 +119,7 @@ def test_render_cli(tmp_path):
     import soundfile as sf
 
     from crescendai.cli import main
-    from crescendai.midi import Note, PedalEvent, Performance, write_midi
+    from crescendai.core.midi import Note, PedalEvent, Performance, write_midi
 
     mid = tmp_path / "in.mid"
     write_midi(mid, Performance([Note(1.0, 1.5, 60, 80), Note(1.5, 2.0, 64, 70)], [PedalEvent(1.0, 127),

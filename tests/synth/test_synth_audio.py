@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from crescendai.midi import Note, PedalEvent, Performance
+from crescendai.core.midi import Note, PedalEvent, Performance
 from crescendai.synth.channels import apply_channel, sample_phone
 from crescendai.synth.mixer import render_performance
 from crescendai.synth.pianos import N_BUILTIN, piano_model

@@ -1,6 +1,6 @@
 """The ultra-small Audio Spectrogram Transformer (AST) backbone, nanoGPT style: the whole network here.
 
-Input: contract windows ``x`` [B, 128 time, 128 mel] in dB, range [-80, 0] (``crescendai.audio``).
+Input: contract windows ``x`` [B, 128 time, 128 mel] in dB, range [-80, 0] (``crescendai.core.audio``).
 The dB values are normalised *inside* the model with fixed constants (:data:`DB_CENTER`,
 :data:`DB_SCALE`), so every caller feeds the raw contract and no data pipeline rescales anything.
 
@@ -10,7 +10,7 @@ The dB values are normalised *inside* the model with fixed constants (:data:`DB_
 
 Patches are taken on an 8 × 8 grid with patch index ``p = 8·t + f`` (``t`` time row, ``f`` mel column),
 no overlap (stride 16). An optional ``pad_mask`` [B, 128] (True = padded frame, as
-``crescendai.audio.Windows.pad_mask``) hides time rows whose 16 frames are all padding from attention
+``crescendai.core.audio.Windows.pad_mask``) hides time rows whose 16 frames are all padding from attention
 and from mean pooling. An optional ``token_mask`` [B, 64] replaces patch embeddings by a learned
 ``mask_token`` (masked patch modelling).
 """

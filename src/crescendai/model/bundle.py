@@ -15,7 +15,7 @@ from typing import Any
 import torch
 import torch.nn as nn
 
-from crescendai.io_utils import atomic_write, read_json, write_json
+from crescendai.core.files import atomic_write, read_json, write_json
 from crescendai.model.backbone import Backbone, BackboneConfig
 from crescendai.model.heads import (
     N_DIMS,
@@ -50,7 +50,7 @@ class HeadsConfig:
 
 
 def backbone_config(params: Any) -> BackboneConfig:
-    """``crescendai.config.ModelParams`` (or any object / mapping with its fields) → BackboneConfig."""
+    """``crescendai.core.config.ModelParams`` (or any object / mapping with its fields) → BackboneConfig."""
     get = params.get if isinstance(params, dict) else lambda k, d=None: getattr(params, k, d)
     names = [f.name for f in fields(BackboneConfig)]
     return BackboneConfig(**{k: get(k) for k in names if get(k) is not None})

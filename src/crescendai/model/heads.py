@@ -20,7 +20,7 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from crescendai.dims import LABEL_MIN
+from crescendai.core.dims import LABEL_MIN
 
 N_DIMS: int = 19
 N_LEVELS: int = 7

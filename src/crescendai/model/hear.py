@@ -5,7 +5,7 @@
     scene = get_scene_embeddings(audio, model)                  # (n_sounds, 256)
 
 Audio goes through the preprocessing contract's batched torch path
-(``crescendai.audio.windows_from_waveforms_torch``): 2.97 s windows every ``model.hop_sec`` seconds
+(``crescendai.core.audio.windows_from_waveforms_torch``): 2.97 s windows every ``model.hop_sec`` seconds
 (0.5 s default; short sounds give one padded window). Timestamps are window centres in milliseconds.
 Silent sounds (all zeros), which the contract rejects, embed as all -80 dB windows.
 """
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from crescendai.audio import (
+from crescendai.core.audio import (
     DB_FLOOR,
     SAMPLE_RATE,
     WINDOW_FRAMES,

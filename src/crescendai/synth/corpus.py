@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from crescendai.labelfile import MEAN_FILE, STD_FILE, format_name, write_labels
-from crescendai.midi import Performance, write_midi
+from crescendai.core.labelfile import MEAN_FILE, STD_FILE, format_name, write_labels
+from crescendai.core.midi import Performance, write_midi
 from crescendai.synth.labels import DIRECT, add_rater_noise, local_labels, segment_labels
 from crescendai.synth.material import KEY_NAMES, METERS, MODES, TEXTURES, make_piece
 from crescendai.synth.mixer import TAIL_SEC
@@ -155,7 +155,7 @@ def write_corpus(root: str | Path, items: list[CorpusItem], label_std: float = 0
     ``labelled``: ``root/virtuoso/data/all_2rounds/<name>.mid``, ``root/labels/<mean and std files>``,
     ``root/meta.jsonl``; other sets: ``root/<name>.mid`` and ``root/meta.jsonl``.
     """
-    from crescendai.io_utils import write_jsonl
+    from crescendai.core.files import write_jsonl
 
     root = Path(root)
     labelled = bool(items) and items[0].set == LABELLED

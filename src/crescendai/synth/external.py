@@ -19,7 +19,7 @@ import csv
 import zlib
 from pathlib import Path
 
-from crescendai.config import ConfigError
+from crescendai.core.config import ConfigError
 from crescendai.synth.corpus import piano_for
 from crescendai.synth.render import MAX_TAIL_SEC, RenderJob, crop_performance, prepare_external
 

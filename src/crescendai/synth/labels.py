@@ -6,7 +6,7 @@ Labels are computed over a time span — the whole segment, or one local window
 performance (touch, rubato, the piano's own colour). Each dimension first gets a raw score
 ``u ∈ [0, 1]`` (``n(x; lo, hi)`` = clip((x-lo)/(hi-lo), 0, 1)), then
 ``label = (1 + 6·(0.08 + 0.84·u)) / 7`` (+ rater noise, clipped to [1/7, 1]). The pole rated high is
-the PercePiano "7" pole (``crescendai.dims``).
+the PercePiano "7" pole (``crescendai.core.dims``).
 
 Direct dimensions (one audible cause each):
 
@@ -48,7 +48,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from crescendai.dims import LABEL_MAX, LABEL_MIN, N_DIMS
+from crescendai.core.dims import LABEL_MAX, LABEL_MIN, N_DIMS
 from crescendai.synth.material import Piece
 from crescendai.synth.mixer import TOUCH_TIMBRE_VEL, damper_times
 from crescendai.synth.performance import ROLE_BALANCE, Controls, Rendition

@@ -25,7 +25,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.signal import fftconvolve, sosfilt
 
-from crescendai.midi import Note, Performance
+from crescendai.core.midi import Note, Performance
 from crescendai.synth.notes import (
     impact_click,
     layer_blend,

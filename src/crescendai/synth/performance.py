@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
-from crescendai.midi import Note, PedalEvent, Performance
+from crescendai.core.midi import Note, PedalEvent, Performance
 from crescendai.synth.material import Piece
 
 RANGES: dict[str, tuple[float, float]] = {

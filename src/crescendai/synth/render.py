@@ -15,10 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from crescendai.midi import Performance, read_midi
+from crescendai.core.errors import CrescendAIError
+from crescendai.core.midi import Performance, read_midi
 from crescendai.synth.channels import Channel, apply_channel, sample_phone, sample_room
 from crescendai.synth.mixer import render_performance
 from crescendai.synth.pianos import piano_model
+
+
+class RenderError(CrescendAIError):
+    """A MIDI file has nothing to render, or the output suffix is not .wav/.flac; the message names the file."""
 
 
 @dataclass(frozen=True)
@@ -84,7 +89,7 @@ def trim_performance_start(perf: Performance, lead_sec: float = 0.2) -> Performa
         return perf
     first = min(n.onset_sec for n in perf.notes)
     shifted = perf.shifted(lead_sec - first)
-    from crescendai.midi import PedalEvent
+    from crescendai.core.midi import PedalEvent
 
     shifted.pedal = [PedalEvent(max(0.0, e.time_sec), e.value) for e in shifted.pedal]
     return shifted
@@ -97,7 +102,7 @@ MAX_TAIL_SEC: float = 3.0
 def crop_performance(perf: Performance, end_sec: float) -> Performance:
     """Keep what sounds before ``end_sec``: notes with onsets before it (offsets clipped to it) and
     pedal events before it; a pedal still down at ``end_sec`` is lifted there."""
-    from crescendai.midi import Note, PedalEvent
+    from crescendai.core.midi import Note, PedalEvent
 
     notes = [Note(n.onset_sec, min(n.offset_sec, end_sec), n.pitch, n.velocity)
              for n in perf.notes if n.onset_sec < end_sec]
@@ -118,7 +123,7 @@ def prepare_external(perf: Performance, max_duration_sec: float = 0.0, max_tail_
         ValueError: no notes.
     """
     if not perf.notes:
-        raise ValueError(f"{perf.source or '<midi>'}: no notes to render")
+        raise RenderError(f"{perf.source or '<midi>'}: no notes to render")
     p = trim_performance_start(perf, lead_sec)
     if max_duration_sec > 0:
         p = crop_performance(p, lead_sec + max_duration_sec)
@@ -130,12 +135,12 @@ def write_audio(path: str | os.PathLike[str], y: np.ndarray, sr: int) -> None:
     """Atomically write mono PCM_16 audio; the format follows the suffix (.flac or .wav)."""
     import soundfile as sf
 
-    from crescendai.io_utils import atomic_write
+    from crescendai.core.files import atomic_write
 
     p = Path(path)
     fmt = {".flac": "FLAC", ".wav": "WAV"}.get(p.suffix.lower())
     if fmt is None:
-        raise ValueError(f"{p}: unsupported audio suffix (use .wav or .flac)")
+        raise RenderError(f"{p}: unsupported audio suffix (use .wav or .flac)")
     with atomic_write(p, "wb") as f:
         sf.write(f, np.clip(y, -1.0, 1.0), sr, subtype="PCM_16", format=fmt)
 
@@ -151,13 +156,13 @@ def render_midi_file(
 ) -> float:
     """Render any MIDI file (CC64 honoured; leading and trailing silence trimmed) to ``out_path``.
 
-    Returns the duration in seconds. Raises :class:`crescendai.midi.MidiError` on unreadable MIDI and
+    Returns the duration in seconds. Raises :class:`crescendai.core.midi.MidiError` on unreadable MIDI and
     ``ValueError`` on an empty file or a bad suffix.
     """
     s = settings or RenderSettings(sample_rate=sr)
     perf = read_midi(midi_path)
     if not perf.notes:
-        raise ValueError(f"{midi_path}: no notes to render")
+        raise RenderError(f"{midi_path}: no notes to render")
     perf = prepare_external(perf)
     name = Path(midi_path).stem
     ch = choose_channel(seed, name, channel, s)
@@ -187,7 +192,7 @@ def _run_job(args: tuple[RenderJob, int, RenderSettings]) -> dict:
     job, seed, s = args
     perf = read_midi(job.midi_path)
     if not perf.notes:
-        raise ValueError(f"{job.midi_path}: no notes to render")
+        raise RenderError(f"{job.midi_path}: no notes to render")
     if job.trim_start:
         perf = prepare_external(perf, job.max_duration_sec)
     ch = choose_channel(seed, job.name, job.channel, s)

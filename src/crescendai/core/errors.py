@@ -1,0 +1,12 @@
+"""The one base of every error that a user can fix.
+
+A :class:`CrescendAIError` is a mistake in what the user gave us (a file, a parameter, a corpus
+root, a model folder); its message names that file or key and says what to do. The CLI and the
+stages print it as one line. Any other exception is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class CrescendAIError(Exception):
+    """A user mistake; the message names the file or key and the fix."""

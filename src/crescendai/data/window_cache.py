@@ -1,0 +1,404 @@
+"""The preprocessing cache: every item → contract windows, memory-mapped, with an index table.
+
+Layout of one set (``labelled``, ``ssl`` or ``ood``) under ``data/features/<set>/``:
+
+- ``windows.npy``: float16 (or float32) [N, 128, 128] contract windows (``crescendai.core.audio``), in
+  ``np.lib.format``; open with ``mmap_mode="r"`` (:func:`load_feature_set` does).
+- ``index.csv``: one row per window, row ``i`` describes ``windows[i]``: ``item`` (manifest path),
+  ``item_idx``, ``window``, ``start_sec``, ``pad_fraction``, ``split``, ``fold``, ``performer_id``,
+  ``piece_id``, ``performance_id``, ``passage_id`` (:func:`crescendai.data.manifest.passage_id`),
+  ``span_start``, ``span_end`` (the item's span in its performance, NaN when unknown), ``midi_path``
+  (the symbolic source of rendered items, "" otherwise), ``source``, ``augmented``, ``y_0..y_18`` (segment labels, NaN when
+  unlabelled), ``l_0..l_18`` (local labels at the window start, NaN when absent),
+  ``p_onset_density, p_tempo_stability, p_loudness_dynamics, p_pedal`` (:mod:`crescendai.data.proxies`),
+  ``timbre_class`` (piano model index or -1).
+- ``meta.json``: hop, dtype, counts.
+
+Building (:func:`build_feature_set`) is parallel over items (``multiprocessing``, ``workers``
+processes), one STFT per file then slicing (the reference path of ``crescendai.core.audio``), and memory
+bounded: the output is an ``open_memmap`` of known (upper-bound) size written item by item, each
+worker holds one recording at a time, nothing holds a corpus.
+
+Reading::
+
+    fs = load_feature_set("data/features/labelled")
+    tr, va = fs.cv_rows(0)                 # fold 0 is validation
+    x = fs.batch(tr[:64])                  # float32 [64, 128, 128] dB
+    y = fs.labels(tr[:64])                 # float32 [64, 19]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from crescendai.core import columns
+from crescendai.core.audio import (
+    HOP_LENGTH,
+    N_MELS,
+    SAMPLE_RATE,
+    WINDOW_FRAMES,
+    AudioError,
+    hop_frames,
+    load_audio,
+    mel_power,
+    n_windows,
+    windows_from_mel,
+)
+from crescendai.core.dims import N_DIMS
+from crescendai.core.errors import CrescendAIError
+from crescendai.core.files import atomic_write, write_json
+from crescendai.data.manifest import ManifestRecord, passage_id, record_span
+from crescendai.data.proxies import audio_proxies, midi_proxies
+
+log = logging.getLogger(__name__)
+
+SETS: tuple[str, ...] = ("labelled", "ssl", "ood")
+
+
+class FeatureError(CrescendAIError):
+    """The cache cannot be built or read; the message names the file and what to do."""
+
+
+# ------------------------------------------------------------------------------------------
+# building
+# ------------------------------------------------------------------------------------------
+
+
+def max_windows(duration_sec: float, hop_sec: float) -> int:
+    """Upper bound on the windows of a recording of ``duration_sec`` (resampling may shave a sample)."""
+    n = int(np.ceil(duration_sec * SAMPLE_RATE)) + 2
+    return n_windows(1 + n // HOP_LENGTH, hop_frames(hop_sec))
+
+
+@dataclass(frozen=True)
+class _Task:
+    idx: int
+    path: str
+    hop_sec: float
+    min_duration_sec: float
+    midi_path: str | None
+    midi_offset_sec: float
+    dtype: str
+
+
+def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Worker: one recording → (idx, db [n,128,128] dtype, pad_fraction [n], start_sec [n], proxies [n,4])."""
+    y = load_audio(t.path, min_duration_sec=t.min_duration_sec)
+    S = mel_power(y)  # (T, 128), one STFT per file
+    w = windows_from_mel(S, t.hop_sec, y.size / SAMPLE_RATE)
+    prox = None
+    if t.midi_path and os.path.isfile(t.midi_path):
+        from crescendai.core.midi import read_midi
+
+        perf = read_midi(t.midi_path)
+        prox = midi_proxies(
+            np.array([n.onset_sec for n in perf.notes]) + t.midi_offset_sec,
+            np.array([n.velocity for n in perf.notes]),
+            np.array([p.time_sec for p in perf.pedal]) + t.midi_offset_sec,
+            np.array([p.down for p in perf.pedal], dtype=bool),
+            w.start_sec,
+        )
+    if prox is None:
+        prox = audio_proxies(S, w.start_sec)
+    return t.idx, w.db.astype(t.dtype), w.pad_fraction, w.start_sec, prox
+
+
+def warm_up() -> None:
+    """Pay librosa's one-off first-call cost (lazy imports, filter banks; seconds) once in the parent,
+    so forked workers inherit it instead of each paying it."""
+    y = (0.01 * np.sin(np.arange(SAMPLE_RATE) * 0.3)).astype(np.float32)
+    S = mel_power(y)
+    audio_proxies(S, np.zeros(1))
+
+
+def _safe(t: _Task):
+    try:
+        return _item_windows(t)
+    except AudioError as err:
+        return t.idx, FeatureError(f"{t.path}: {err.reason}; fix the file or add it to corpora.exclude")
+    except Exception as err:  # noqa: BLE001 - re-raised in the parent with the file named
+        return t.idx, FeatureError(f"{t.path}: {type(err).__name__}: {err}")
+
+
+def _local_labels(rec: ManifestRecord, start_sec: np.ndarray) -> np.ndarray:
+    out = np.full((start_sec.size, N_DIMS), np.nan, np.float32)
+    ll = rec.extra.get("local_labels")
+    hop = rec.extra.get("local_hop_sec")
+    if not ll or not hop:
+        return out
+    arr = np.asarray(ll, dtype=np.float32)
+    if arr.ndim != 2 or arr.shape[1] != N_DIMS:
+        raise FeatureError(f"{rec.path}: extra.local_labels must be [n, {N_DIMS}], got {arr.shape}")
+    i = np.rint(start_sec / float(hop)).astype(int)
+    ok = (i >= 0) & (i < arr.shape[0])
+    out[ok] = arr[i[ok]]
+    return out
+
+
+def _shrink_npy(path: Path, n: int, shape_tail: tuple[int, ...], dtype: np.dtype) -> None:
+    """Rewrite an .npy header to first dimension ``n`` (same header length) and truncate the data."""
+    with open(path, "r+b") as f:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            np.lib.format.read_array_header_1_0(f)
+        else:
+            np.lib.format.read_array_header_2_0(f)
+        header_len = f.tell()
+        d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
+             "shape": (n, *shape_tail)}
+        text = repr(d).encode("latin1")
+        magic = np.lib.format.magic(*version)
+        size_bytes = 2 if version == (1, 0) else 4
+        pad = header_len - len(magic) - size_bytes - len(text) - 1
+        if pad < 0:  # pragma: no cover - shrinking never lengthens the header
+            raise FeatureError(f"{path}: cannot rewrite the header")
+        body = text + b" " * pad + b"\n"
+        f.seek(0)
+        f.write(magic + len(body).to_bytes(size_bytes, "little") + body)
+        f.truncate(header_len + n * int(np.prod(shape_tail)) * dtype.itemsize)
+
+
+@dataclass
+class BuildStats:
+    n_items: int = 0
+    n_windows: int = 0
+    seconds: float = 0.0
+    windows_per_sec: float = 0.0
+    audio_sec: float = 0.0
+
+
+def build_feature_set(
+    records: Sequence[ManifestRecord],
+    out_dir: str | os.PathLike[str],
+    *,
+    hop_sec: float = 1.0,
+    workers: int = 2,
+    dtype: str = "float16",
+    min_duration_sec: float = 0.0,
+    progress: bool = True,
+) -> BuildStats:
+    """Compute and cache the contract windows of ``records`` in ``out_dir`` (see module docstring).
+
+    Args:
+        records: manifest records (their ``path`` is read; labels, split, fold go to the index).
+        out_dir: the set folder; ``windows.npy``, ``index.csv`` and ``meta.json`` are (re)written.
+        hop_sec: window hop in seconds (``preprocess.hop_sec``).
+        workers: processes (1 = in-process).
+        dtype: "float16" or "float32".
+        min_duration_sec: shorter recordings fail (name the file) unless excluded upstream.
+        progress: show a tqdm bar.
+
+    Raises:
+        FeatureError: an item cannot be read (names the file); nothing is left half-written.
+    """
+    import time
+
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    dt = np.dtype(dtype)
+    bounds = [max_windows(r.duration_sec, hop_sec) for r in records]
+    offsets = np.concatenate([[0], np.cumsum(bounds)]).astype(int)
+    total = int(offsets[-1])
+    tmp = out / ".windows.npy.tmp"
+    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=(max(total, 0), WINDOW_FRAMES, N_MELS))
+    tasks = [
+        _Task(i, r.path, hop_sec, min_duration_sec, r.extra.get("midi_path"),
+              float(r.extra.get("midi_offset_sec", 0.0)), dtype)
+        for i, r in enumerate(records)
+    ]
+    rows: list[pd.DataFrame] = []
+    pos = 0
+    t0 = time.perf_counter()
+    stats = BuildStats(n_items=len(records))
+    warm_up()
+    pool = mp.get_context("fork").Pool(workers) if workers > 1 and len(tasks) > 1 else None
+    try:
+        results = pool.imap(_safe, tasks, chunksize=1) if pool else map(_safe, tasks)
+        for res in tqdm(results, total=len(tasks), desc=f"preprocess {out.name}", disable=not progress):
+            if isinstance(res[1], Exception):
+                raise res[1]
+            i, db, padf, start, prox = res
+            rec = records[i]
+            n = db.shape[0]
+            span = record_span(rec) or (np.nan, np.nan)
+            if n > bounds[i]:  # pragma: no cover - the bound is generous
+                raise FeatureError(f"{rec.path}: {n} windows exceed the bound {bounds[i]}")
+            mm[pos : pos + n] = db
+            df = pd.DataFrame({
+                "item": rec.path, "item_idx": i, "window": np.arange(n), "start_sec": start,
+                "pad_fraction": padf, "split": rec.split,
+                "fold": pd.array([rec.fold] * n, dtype="Int64"),
+                "performer_id": rec.performer_id, "piece_id": rec.piece_id,
+                "performance_id": rec.performance, "passage_id": passage_id(rec),
+                "span_start": span[0], "span_end": span[1], "midi_path": str(rec.extra.get("midi_path", "")),
+                "source": rec.source, "augmented": rec.augmented,
+            })
+            y = np.full((n, N_DIMS), np.nan, np.float32) if rec.labels is None else \
+                np.tile(np.asarray(rec.labels, np.float32), (n, 1))
+            df[list(columns.LABELS)] = y
+            df[list(columns.LOCAL_LABELS)] = _local_labels(rec, start)
+            df[list(columns.PROXIES)] = prox
+            piano = rec.extra.get("piano")
+            df["timbre_class"] = int(piano) if isinstance(piano, int | float) and not isinstance(piano, bool) else -1
+            rows.append(df)
+            pos += n
+            stats.audio_sec += rec.duration_sec
+    except BaseException:
+        del mm
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        if pool:
+            pool.close()
+            pool.join()
+    mm.flush()
+    del mm
+    _shrink_npy(tmp, pos, (WINDOW_FRAMES, N_MELS), dt)
+    os.replace(tmp, out / "windows.npy")
+    index = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
+        columns=["item", "item_idx", "window", "start_sec", "pad_fraction", "split", "fold",
+                 "performer_id", "piece_id", "performance_id", "passage_id", "span_start", "span_end",
+                 "midi_path", "source", "augmented", *columns.LABELS, *columns.LOCAL_LABELS, *columns.PROXIES, "timbre_class"])
+    with atomic_write(out / "index.csv") as f:
+        index.to_csv(f, index=False, float_format="%.6g")
+    stats.n_windows = pos
+    stats.seconds = time.perf_counter() - t0
+    stats.windows_per_sec = pos / stats.seconds if stats.seconds > 0 else 0.0
+    write_json(out / "meta.json", {
+        "hop_sec": hop_sec, "hop_frames": hop_frames(hop_sec), "dtype": dtype, "n_windows": pos,
+        "n_items": len(records), "audio_sec": round(stats.audio_sec, 3),
+    })  # no timings here: an output that differs on every run would make DVC rerun everything downstream
+    log.info("%s: %d items → %d windows in %.1f s", out, len(records), pos, stats.seconds)
+    return stats
+
+
+# ------------------------------------------------------------------------------------------
+# reading
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass
+class FeatureSet:
+    """A cached set: memory-mapped windows plus the index table (row ``i`` ↔ ``windows[i]``).
+
+    Attributes:
+        path: the set folder.
+        windows: np.memmap float16/32 [N, 128, 128] dB in [-80, 0] (read-only).
+        index: DataFrame with the columns listed in the module docstring (N rows).
+        meta: meta.json contents.
+    """
+
+    path: Path
+    windows: np.ndarray
+    index: pd.DataFrame
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.windows.shape[0])
+
+    def rows(self, split: str | Sequence[str] | None = None, fold: int | None = None,
+             *, labelled: bool | None = None, include_augmented: bool = True) -> np.ndarray:
+        """Row indices (int64) matching a split (or several), a fold, labelled-ness."""
+        m = np.ones(len(self.index), bool)
+        if split is not None:
+            m &= self.index["split"].isin([split] if isinstance(split, str) else list(split)).to_numpy()
+        if fold is not None:
+            m &= (self.index["fold"] == fold).fillna(False).to_numpy(dtype=bool)
+        if labelled is not None:
+            m &= self.index["y_0"].notna().to_numpy() == labelled
+        if not include_augmented:
+            m &= ~self.index["augmented"].to_numpy(dtype=bool)
+        return np.flatnonzero(m)
+
+    @property
+    def n_folds(self) -> int:
+        f = self.index["fold"].dropna()
+        return int(f.max()) + 1 if len(f) else 0
+
+    def cv_rows(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(train_rows, val_rows) of CV round ``k``: val = fold ``k`` without augmented items,
+        train = the other folds; the fixed test set is in neither."""
+        if not 0 <= k < max(self.n_folds, 1):
+            raise FeatureError(f"{self.path}: fold {k} out of range 0..{self.n_folds - 1}")
+        tr = self.index["split"].eq("train").to_numpy()
+        f = self.index["fold"].fillna(-1).to_numpy(dtype=int)
+        aug = self.index["augmented"].to_numpy(dtype=bool)
+        return np.flatnonzero(tr & (f != k)), np.flatnonzero(tr & (f == k) & ~aug)
+
+    def test_rows(self) -> np.ndarray:
+        return self.rows("test", include_augmented=False)
+
+    def batch(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """float32 [B, 128, 128] windows for ``rows`` (sorted reads from the memmap)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((rows.size, WINDOW_FRAMES, N_MELS), np.float32)
+        out[order] = self.windows[rows[order]]
+        return out
+
+    def labels(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """float32 [B, 19] segment labels (NaN rows for unlabelled items)."""
+        return self.index[list(columns.LABELS)].to_numpy(np.float32)[np.asarray(rows)]
+
+    def local_labels(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """float32 [B, 19] local labels at each window (NaN where absent)."""
+        return self.index[list(columns.LOCAL_LABELS)].to_numpy(np.float32)[np.asarray(rows)]
+
+    def proxies(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """float32 [B, 4] time-local proxies (:data:`crescendai.core.columns.PROXY_NAMES` order)."""
+        return self.index[list(columns.PROXIES)].to_numpy(np.float32)[np.asarray(rows)]
+
+    def groups(self, rows: np.ndarray | Sequence[int], by: str = "item_idx") -> np.ndarray:
+        """The group of each row (``item_idx``, ``performer_id`` …) for per-segment pooling."""
+        return self.index[by].to_numpy()[np.asarray(rows)]
+
+    def check_leakage(self, pairs_path: str | os.PathLike[str] | None = "data/dedup/pairs.jsonl") -> None:
+        """Run the dedup leakage rules on this set's items (raises ``LeakageError``)."""
+        from crescendai.data.dedup import check_leakage, items_from_index, read_pairs
+
+        pairs = read_pairs(pairs_path) if pairs_path and Path(pairs_path).is_file() else []
+        check_leakage(items_from_index(self.index), pairs)
+
+
+def load_feature_set(path: str | os.PathLike[str], *, check_leakage: bool = False,
+                     pairs_path: str | os.PathLike[str] = "data/dedup/pairs.jsonl") -> FeatureSet:
+    """Open ``<path>/windows.npy`` (memory-mapped, read-only) and ``<path>/index.csv``.
+
+    Args:
+        path: a set folder, e.g. ``data/features/labelled``.
+        check_leakage: also run :func:`crescendai.data.dedup.check_leakage` against ``pairs_path``.
+
+    Raises:
+        FeatureError: files missing, or the index and the windows disagree in length.
+        crescendai.data.dedup.LeakageError: with ``check_leakage`` and a violated rule.
+    """
+    p = Path(path)
+    w, ix = p / "windows.npy", p / "index.csv"
+    for f in (w, ix):
+        if not f.is_file():
+            raise FeatureError(f"{f} not found; run `dvc repro preprocess`")
+    windows = np.load(w, mmap_mode="r")
+    index = pd.read_csv(ix, dtype={"performer_id": str, "piece_id": str, "item": str,
+                                   "performance_id": str, "passage_id": str, "midi_path": str, "source": str, "split": str},
+                        keep_default_na=False, na_values={c: [""] for c in [*columns.LABELS, *columns.LOCAL_LABELS, "fold"]})
+    index["fold"] = index["fold"].astype("Int64")
+    if len(index) != windows.shape[0]:
+        raise FeatureError(f"{p}: index.csv has {len(index)} rows but windows.npy has {windows.shape[0]}; "
+                           "rebuild with `dvc repro preprocess`")
+    meta = json.loads((p / "meta.json").read_text()) if (p / "meta.json").is_file() else {}
+    fs = FeatureSet(p, windows, index, meta)
+    if check_leakage:
+        fs.check_leakage(pairs_path)
+    return fs

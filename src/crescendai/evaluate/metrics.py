@@ -1,0 +1,573 @@
+"""Metrics for the 19-D regression: per-dimension r / R² / MSE, within-passage ranking, bootstrap CIs.
+
+Every metric function is pure: arrays in, numbers out. Shapes: ``y_true`` and ``y_pred`` are float
+[N, D] (N segments, D = 19 dimensions, labels on PercePiano's [1/7, 1] scale); ``groups`` are
+length-N arrays of hashable ids (performer or passage). Degenerate cases (constant column, fewer than
+two rows) give ``nan`` for that dimension and are skipped by the ``nan``-aware summaries.
+
+Confidence intervals are percentile bootstraps. Two resampling units are offered, because they answer
+different questions: ``"segment"`` resamples rows (how stable is the figure over these segments?) and
+``"performer"`` resamples whole performers with all their segments (would it hold for other players?
+— the honest one when segments of a player are correlated). :func:`paired_bootstrap_gain` applies
+the *same* resample to two prediction sets of the same segments, so the CI of the SSL-vs-scratch gain
+reflects the pairing.
+
+Plot writers produce the small CSVs that ``dvc plots`` renders and matching matplotlib PNGs.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from crescendai.core import columns
+from crescendai.core.dims import KEYS, N_DIMS
+from crescendai.core.files import atomic_write
+from crescendai.core.stats import (
+    median_r,
+    mse_per_dim,
+    paired,
+    pearson_per_dim,
+    r2_per_dim,
+)
+
+log = logging.getLogger(__name__)
+
+Unit = str  # "segment" | "performer"
+
+
+# --------------------------------------------------------------------------------------------
+# per-dimension metrics
+# --------------------------------------------------------------------------------------------
+
+
+def pairwise_accuracy_per_dim(
+    y_true: np.ndarray, y_pred: np.ndarray, passages: Sequence[object], min_gap: float = 0.0
+) -> np.ndarray:
+    """Within-passage pairwise ranking accuracy per dimension → float [D] in [0, 1].
+
+    For every pair of segments of the same passage (renditions of the same bars by different
+    players, ``passage_id``) whose true labels differ by more than ``min_gap``, count whether the
+    prediction orders them the same way (prediction ties count ½). Pairs across passages are never
+    compared, so between-work and between-passage differences cannot inflate the figure. ``nan``
+    where no pair qualifies.
+    """
+    yt, yp = paired(y_true, y_pred)
+    passages = np.asarray(passages)
+    correct = np.zeros(yt.shape[1])
+    total = np.zeros(yt.shape[1])
+    for p in np.unique(passages):
+        idx = np.flatnonzero(passages == p)
+        if len(idx) < 2:
+            continue
+        i, j = np.triu_indices(len(idx), k=1)
+        dt = yt[idx[i]] - yt[idx[j]]  # [P, D]
+        dp = yp[idx[i]] - yp[idx[j]]
+        valid = np.abs(dt) > min_gap
+        agree = np.where(dp == 0, 0.5, (np.sign(dt) == np.sign(dp)).astype(float))
+        correct += (agree * valid).sum(0)
+        total += valid.sum(0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, correct / np.maximum(total, 1), np.nan)
+
+
+# --------------------------------------------------------------------------------------------
+# bootstrap
+# --------------------------------------------------------------------------------------------
+
+
+def bootstrap_indices(
+    n: int, n_boot: int, rng: np.random.Generator, groups: Sequence[object] | None = None
+) -> list[np.ndarray]:
+    """``n_boot`` resamples of row indices 0..n-1.
+
+    With ``groups`` None: rows drawn with replacement (segment bootstrap). With ``groups`` (length n):
+    whole groups drawn with replacement and all their rows kept (cluster bootstrap, e.g. performers).
+    """
+    if groups is None:
+        return [rng.integers(0, n, n) for _ in range(n_boot)]
+    groups = np.asarray(groups)
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries, expected {n}")
+    uniq = np.unique(groups)
+    members = [np.flatnonzero(groups == g) for g in uniq]
+    out = []
+    for _ in range(n_boot):
+        pick = rng.integers(0, len(uniq), len(uniq))
+        out.append(np.concatenate([members[k] for k in pick]))
+    return out
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with a percentile bootstrap interval at level ``ci``."""
+
+    value: float
+    lo: float
+    hi: float
+    ci: float
+    n_boot: int
+    unit: str
+
+    def to_dict(self) -> dict[str, float | int | str]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def _percentile_interval(stats: np.ndarray, ci: float) -> tuple[float, float]:
+    stats = stats[np.isfinite(stats)]
+    if stats.size == 0:
+        return float("nan"), float("nan")
+    a = (1.0 - ci) / 2.0
+    lo, hi = np.quantile(stats, [a, 1.0 - a])
+    return float(lo), float(hi)
+
+
+def bootstrap_statistic(
+    stat: Callable[[np.ndarray], float],
+    n: int,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+    unit: str = "segment",
+) -> Interval:
+    """Percentile CI of ``stat(idx)`` over resamples ``idx`` (see :func:`bootstrap_indices`)."""
+    rng = np.random.default_rng(seed)
+    value = stat(np.arange(n))
+    stats = np.array([stat(idx) for idx in bootstrap_indices(n, n_boot, rng, groups)])
+    lo, hi = _percentile_interval(stats, ci)
+    return Interval(float(value), lo, hi, ci, n_boot, unit)
+
+
+def bootstrap_median_r(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+    unit: str = "segment",
+) -> Interval:
+    """Median-over-dimensions Pearson r with a bootstrap CI (segments, or clusters via ``groups``)."""
+    yt, yp = paired(y_true, y_pred)
+    return bootstrap_statistic(
+        lambda idx: median_r(yt[idx], yp[idx]), len(yt), n_boot, ci, seed, groups, unit
+    )
+
+
+def paired_bootstrap_gain(
+    y_true: np.ndarray,
+    pred_a: np.ndarray,
+    pred_b: np.ndarray,
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    groups: Sequence[object] | None = None,
+    unit: str = "segment",
+) -> tuple[Interval, float]:
+    """Gain ``median_r(a) − median_r(b)`` on the same segments, with a paired bootstrap CI.
+
+    Returns ``(interval, p_le_0)``: ``p_le_0`` is the fraction of resamples where the gain is ≤ 0
+    (a one-sided bootstrap p-value for "a beats b").
+    """
+    yt, pa = paired(y_true, pred_a)
+    _, pb = paired(y_true, pred_b)
+
+    def gain(idx: np.ndarray) -> float:
+        return median_r(yt[idx], pa[idx]) - median_r(yt[idx], pb[idx])
+
+    rng = np.random.default_rng(seed)
+    stats = np.array([gain(idx) for idx in bootstrap_indices(len(yt), n_boot, rng, groups)])
+    lo, hi = _percentile_interval(stats, ci)
+    finite = stats[np.isfinite(stats)]
+    p = float((finite <= 0).mean()) if finite.size else float("nan")
+    return Interval(gain(np.arange(len(yt))), lo, hi, ci, n_boot, unit), p
+
+
+# --------------------------------------------------------------------------------------------
+# tables and summaries
+# --------------------------------------------------------------------------------------------
+
+
+def per_dim_table(
+    y_true: np.ndarray, y_pred: np.ndarray, passages: Sequence[object] | None = None
+) -> list[dict[str, float | str | int]]:
+    """One row per dimension: ``dim, key, r, r2, mse`` (+ ``pairwise_acc`` when passages given)."""
+    r = pearson_per_dim(y_true, y_pred)
+    r2 = r2_per_dim(y_true, y_pred)
+    mse = mse_per_dim(y_true, y_pred)
+    acc = pairwise_accuracy_per_dim(y_true, y_pred, passages) if passages is not None else None
+    keys = KEYS if len(r) == N_DIMS else tuple(f"d{i}" for i in range(len(r)))
+    rows: list[dict[str, float | str | int]] = []
+    for d, key in enumerate(keys):
+        row: dict[str, float | str | int] = {
+            "dim": d, "key": key, "r": float(r[d]), "r2": float(r2[d]), "mse": float(mse[d])
+        }
+        if acc is not None:
+            row["pairwise_acc"] = float(acc[d])
+        rows.append(row)
+    return rows
+
+
+def best_worst(values: np.ndarray, k: int = 3, keys: Sequence[str] = KEYS) -> dict[str, list[str]]:
+    """The ``k`` highest and lowest dimensions by ``values`` (``nan`` ignored), by key."""
+    v = np.asarray(values, dtype=np.float64)
+    order = [i for i in np.argsort(-np.nan_to_num(v, nan=-np.inf)) if np.isfinite(v[i])]
+    return {"best": [keys[i] for i in order[:k]], "worst": [keys[i] for i in order[::-1][:k]]}
+
+
+def _r(x: float) -> float | None:
+    return None if not np.isfinite(x) else round(float(x), 6)
+
+
+def summarize(
+    y_true: np.ndarray,
+    y_pred: np.ndarray,
+    performers: Sequence[object],
+    passages: Sequence[object],
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+) -> dict[str, object]:
+    """All headline metrics for one prediction set of N segments (JSON-ready; nan → null).
+
+    Keys: ``n_segments, n_performers, median_r, median_r_ci_segment, median_r_ci_performer,
+    mean_r, mean_r2, mean_mse, mean_pairwise_acc, best_dims, worst_dims, per_dim`` (a dict key →
+    {r, r2, mse, pairwise_acc}).
+    """
+    yt, yp = paired(y_true, y_pred)
+    rows = per_dim_table(yt, yp, passages)
+    r = np.array([row["r"] for row in rows], dtype=float)
+    r2 = np.array([row["r2"] for row in rows], dtype=float)
+    mse = np.array([row["mse"] for row in rows], dtype=float)
+    acc = np.array([row["pairwise_acc"] for row in rows], dtype=float)
+    seg = bootstrap_median_r(yt, yp, n_boot, ci, seed, None, "segment")
+    perf = bootstrap_median_r(yt, yp, n_boot, ci, seed + 1, performers, "performer")
+    bw = best_worst(r)
+    return {
+        "n_segments": int(len(yt)),
+        "n_performers": int(len(np.unique(np.asarray(performers)))),
+        "median_r": _r(seg.value),
+        "median_r_ci_segment": [_r(seg.lo), _r(seg.hi)],
+        "median_r_ci_performer": [_r(perf.lo), _r(perf.hi)],
+        "mean_r": _r(np.nanmean(r)) if np.isfinite(r).any() else None,
+        "mean_r2": _r(np.nanmean(r2)) if np.isfinite(r2).any() else None,
+        "mean_mse": _r(float(np.mean(mse))),
+        "mean_pairwise_acc": _r(np.nanmean(acc)) if np.isfinite(acc).any() else None,
+        "best_dims": bw["best"],
+        "worst_dims": bw["worst"],
+        "per_dim": {
+            str(row["key"]): {k: _r(float(row[k])) for k in ("r", "r2", "mse", "pairwise_acc")}
+            for row in rows
+        },
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# plot data
+# --------------------------------------------------------------------------------------------
+
+
+def write_csv(path: str | os.PathLike[str], rows: Sequence[dict[str, object]]) -> None:
+    """Atomically write ``rows`` (dicts with the same keys) as CSV; floats rounded to 6 digits."""
+    if not rows:
+        raise ValueError(f"{path}: no rows to write")
+    fields = list(rows[0].keys())
+    with atomic_write(path) as f:
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        for row in rows:
+            w.writerow({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+
+
+def scatter_rows(
+    y_true: np.ndarray, y_pred: np.ndarray, names: Sequence[str], dims: Sequence[int] | None = None
+) -> list[dict[str, object]]:
+    """Long-format predicted-vs-true rows ``item, dim, key, true, pred`` for a scatter plot."""
+    yt, yp = paired(y_true, y_pred)
+    dims = range(yt.shape[1]) if dims is None else dims
+    return [
+        {"item": names[i], "dim": d, "key": KEYS[d], "true": float(yt[i, d]), "pred": float(yp[i, d])}
+        for d in dims
+        for i in range(len(yt))
+    ]
+
+
+def plot_per_dim_bars(path: str | os.PathLike[str], series: dict[str, Sequence[float]]) -> None:
+    """PNG: grouped bars of per-dimension r, one series per model (e.g. ssl / scratch / ridge)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n = len(next(iter(series.values())))
+    x = np.arange(n)
+    w = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(12, 4))
+    for k, (name, vals) in enumerate(series.items()):
+        ax.bar(x + k * w - 0.4 + w / 2, np.nan_to_num(np.asarray(vals, float)), w, label=name)
+    ax.set_xticks(x, KEYS[:n], rotation=60, ha="right", fontsize=8)
+    ax.set_ylabel("Pearson r")
+    ax.axhline(0, color="k", lw=0.5)
+    ax.legend()
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def plot_scatter(
+    path: str | os.PathLike[str], y_true: np.ndarray, y_pred: np.ndarray, title: str = ""
+) -> None:
+    """PNG: a 4×5 grid of predicted-vs-true scatters, one per dimension."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    yt, yp = paired(y_true, y_pred)
+    r = pearson_per_dim(yt, yp)
+    fig, axes = plt.subplots(4, 5, figsize=(14, 11))
+    for d, ax in enumerate(axes.flat):
+        if d >= yt.shape[1]:
+            ax.axis("off")
+            continue
+        ax.scatter(yt[:, d], yp[:, d], s=6, alpha=0.6)
+        lo = float(min(yt[:, d].min(), yp[:, d].min()))
+        hi = float(max(yt[:, d].max(), yp[:, d].max()))
+        ax.plot([lo, hi], [lo, hi], "k--", lw=0.5)
+        ax.set_title(f"{KEYS[d]} r={r[d]:.2f}", fontsize=8)
+        ax.tick_params(labelsize=6)
+    fig.suptitle(title)
+    fig.tight_layout()
+    _save_fig(fig, path)
+
+
+def _save_fig(fig: object, path: str | os.PathLike[str]) -> None:
+    import matplotlib.pyplot as plt
+
+    p = Path(path)
+    with atomic_write(p, "wb") as f:
+        fig.savefig(f, format="png", dpi=90)  # type: ignore[attr-defined]
+    plt.close(fig)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------
+# stage-level drivers (read the predictions table, compute, write plot files)
+# --------------------------------------------------------------------------------------------
+
+
+
+def read_predictions(path: str | os.PathLike[str]):
+    """The ``predictions.csv`` a finetune stage writes (columns: ``level`` segment|window, ``set``
+    oof|test, ``fold``, ``item``, ``window``, ``start_sec``, ``performer_id``, ``piece_id``, ``y_*``,
+    ``passage_id``, ``pred_*``, ``local_*`` and, when the corpus has them, ``l_*``)."""
+    import pandas as pd
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"{p}: missing; run the finetune stage (`dvc repro`) first")
+    df = pd.read_csv(p, dtype={"item": str, "performer_id": str, "piece_id": str, "passage_id": str})
+    missing = [c for c in ("level", "set", "item", "performer_id", "passage_id", *columns.LABELS, *columns.PREDICTIONS) if c not in df]
+    if missing:
+        raise ValueError(f"{p}: missing columns {missing}; re-run the finetune stage")
+    return df
+
+
+def segment_rows(df, set_name: str):
+    """Segment-level rows of one set (``oof`` or ``test``), sorted by item."""
+    s = df[(df["level"] == "segment") & (df["set"] == set_name)]
+    return s.sort_values("item").reset_index(drop=True)
+
+
+def _summ(seg, pred_cols, n_boot: int, ci: float, seed: int) -> dict[str, object]:
+    return summarize(seg[list(columns.LABELS)].to_numpy(float), seg[pred_cols].to_numpy(float),
+                     seg["performer_id"].to_numpy(), seg["passage_id"].to_numpy(), n_boot, ci, seed)
+
+
+def _window_block(df) -> dict[str, object]:
+    w = df[(df["level"] == "window") & (df["set"] == "oof")]
+    out: dict[str, object] = {"n_windows": int(len(w))}
+    if len(w):
+        out["median_r_window_vs_segment_label"] = _r(median_r(w[list(columns.LABELS)].to_numpy(float), w[list(columns.PREDICTIONS)].to_numpy(float)))
+        if set(columns.LOCAL_LABELS) <= set(w.columns):
+            lab = w[list(columns.LOCAL_LABELS)].to_numpy(float)
+            ok = np.isfinite(lab).all(1)
+            if ok.sum() > 2:
+                out["median_r_local_head_vs_local_label"] = _r(median_r(lab[ok], w[list(columns.LOCAL_PREDICTIONS)].to_numpy(float)[ok]))
+                out["median_r_scores_vs_local_label"] = _r(median_r(lab[ok], w[list(columns.PREDICTIONS)].to_numpy(float)[ok]))
+    return out
+
+
+def ridge_baselines(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
+                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The ridge peer baselines on the same folds: name → (oof predictions [len(items_oof), 19], test
+    predictions [len(items_test), 19]) in the given item orders.
+
+    ``ridge``: hand-crafted features of the contract windows + the MIR proxies
+    (:mod:`crescendai.evaluate.audio_features`). ``midi_ridge``: 17 hand-crafted features of each item's symbolic
+    source (:mod:`crescendai.evaluate.midi_features`), present only when every item was rendered from MIDI.
+    """
+    from crescendai.data.window_cache import load_feature_set
+    from crescendai.evaluate.audio_features import (
+        ridge_cv_predict,
+        segment_features,
+        window_features,
+    )
+    from crescendai.evaluate.midi_features import midi_feature_matrix
+
+    fs = load_feature_set(features_dir)
+    ix = fs.index
+    rows = np.flatnonzero(ix["item"].isin(set(items_oof) | set(items_test)).to_numpy())
+    sub = ix.iloc[rows]
+    wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
+    prox_cols = [c for c in columns.PROXIES if c in sub.columns]
+    if prox_cols:
+        wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
+    X_audio, order = segment_features(wf, sub["item"].to_numpy())
+    first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]  # one row per segment
+    inputs = {"ridge": X_audio}
+    midi = first["midi_path"].fillna("") if "midi_path" in first else None
+    if midi is not None and (midi != "").all():
+        inputs["midi_ridge"] = midi_feature_matrix(list(midi))
+    Y = first[list(columns.LABELS)].to_numpy(float)
+    folds = first["fold"].fillna(-1).astype(int).to_numpy()
+    is_test = np.isin(order, list(items_test))
+    pos = {it: i for i, it in enumerate(order)}
+    out = {}
+    for name, X in inputs.items():
+        oof, test = ridge_cv_predict(X, Y, folds, is_test)
+        out[name] = (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
+    return out
+
+
+def evaluate_variant(
+    predictions_path: str | os.PathLike[str],
+    features_dir: str | os.PathLike[str] | None,
+    variant: str,
+    plots_dir: str | os.PathLike[str] = "plots",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    ridge: bool = True,
+) -> dict[str, object]:
+    """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
+    ``ridge``, ``ridge_cv`` / ``ridge_test`` for the audio-feature peer baseline on the same segments
+    and folds, plus ``midi_ridge_cv`` / ``midi_ridge_test`` (MIDI-feature ridge) when every item was
+    rendered from MIDI.
+    Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
+    df = read_predictions(predictions_path)
+    oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
+    out: dict[str, object] = {"variant": variant, "cv": _summ(oof, columns.PREDICTIONS, n_boot, ci, seed)}
+    if len(test) >= 3:
+        out["test"] = _summ(test, columns.PREDICTIONS, n_boot, ci, seed)
+    out["windows"] = _window_block(df)
+    peers = ridge_baselines(features_dir, list(oof["item"]), list(test["item"])) \
+        if ridge and features_dir is not None else {}
+    for name, (p_oof, p_test) in peers.items():
+        out[f"{name}_cv"] = summarize(oof[list(columns.LABELS)].to_numpy(float), p_oof, oof["performer_id"].to_numpy(),
+                                      oof["passage_id"].to_numpy(), n_boot, ci, seed)
+        if len(test) >= 3:
+            out[f"{name}_test"] = summarize(test[list(columns.LABELS)].to_numpy(float), p_test, test["performer_id"].to_numpy(),
+                                            test["passage_id"].to_numpy(), n_boot, ci, seed)
+    yt, yp = oof[list(columns.LABELS)].to_numpy(float), oof[list(columns.PREDICTIONS)].to_numpy(float)
+    rows = per_dim_table(yt, yp, oof["passage_id"].to_numpy())
+    r = {"test": pearson_per_dim(test[list(columns.LABELS)].to_numpy(float), test[list(columns.PREDICTIONS)].to_numpy(float)) if len(test) >= 3 else None,
+         **{name: pearson_per_dim(yt, p_oof) for name, (p_oof, _) in peers.items()}}
+    for d, row in enumerate(rows):
+        for name in ("test", "ridge", "midi_ridge"):
+            row[f"r_{name}"] = float(r[name][d]) if r.get(name) is not None else float("nan")
+    pd_ = Path(plots_dir)
+    write_csv(pd_ / f"eval_{variant}_per_dim.csv", rows)
+    write_csv(pd_ / f"eval_{variant}_scatter.csv", scatter_rows(yt, yp, list(oof["item"])))
+    plot_scatter(pd_ / f"eval_{variant}_scatter.png", yt, yp, f"{variant}: out-of-fold segments")
+    return out
+
+
+def best_variant(predictions: dict[str, str | os.PathLike[str]]) -> tuple[str, dict[str, float]]:
+    """The variant whose out-of-fold (validation) segment predictions have the highest median r.
+
+    Args:
+        predictions: variant name → its ``predictions.csv``.
+
+    Returns:
+        (name, {name: CV median r}); ties go to the first name given. The test set is never looked at.
+    """
+    scores: dict[str, float] = {}
+    for name, path in predictions.items():
+        oof = segment_rows(read_predictions(path), "oof")
+        r = median_r(oof[list(columns.LABELS)].to_numpy(float), oof[list(columns.PREDICTIONS)].to_numpy(float))
+        scores[name] = float(r) if np.isfinite(r) else -np.inf
+    best = max(scores, key=lambda k: scores[k])
+    return best, scores
+
+
+def compare_variants(
+    ssl_predictions: str | os.PathLike[str],
+    scratch_predictions: str | os.PathLike[str],
+    eval_paths: dict[str, str] | None = None,
+    plots_dir: str | os.PathLike[str] = "plots",
+    n_boot: int = 1000,
+    ci: float = 0.95,
+    seed: int = 0,
+    bar: float = 0.05,
+) -> dict[str, object]:
+    """SSL vs scratch on the same segments: median-r gain with paired bootstrap CIs (segments and
+    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge baselines (audio,
+    and MIDI when present) when the eval metrics hold them. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
+    from crescendai.core.files import read_json
+
+    a, b = read_predictions(ssl_predictions), read_predictions(scratch_predictions)
+    out: dict[str, object] = {"bar": bar}
+    per_dim = None
+    for set_name in ("oof", "test"):
+        sa, sb = segment_rows(a, set_name), segment_rows(b, set_name)
+        m = sa[["item"]].merge(sb[["item"]], on="item")
+        if len(m) < 3:
+            continue
+        sa = sa.set_index("item").loc[m["item"]]
+        sb = sb.set_index("item").loc[m["item"]]
+        yt = sa[list(columns.LABELS)].to_numpy(float)
+        pa, pb = sa[list(columns.PREDICTIONS)].to_numpy(float), sb[list(columns.PREDICTIONS)].to_numpy(float)
+        seg, p_seg = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed, None, "segment")
+        perf, p_perf = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed + 1,
+                                             sa["performer_id"].to_numpy(), "performer")
+        ra, rb = pearson_per_dim(yt, pa), pearson_per_dim(yt, pb)
+        block = {
+            "n_segments": int(len(yt)),
+            "median_r_ssl": _r(median_r(yt, pa)), "median_r_scratch": _r(median_r(yt, pb)),
+            "gain": _r(seg.value), "ci_segment": [_r(seg.lo), _r(seg.hi)],
+            "ci_performer": [_r(perf.lo), _r(perf.hi)],
+            "p_gain_le_0_segment": _r(p_seg), "p_gain_le_0_performer": _r(p_perf),
+            "meets_bar": bool(np.isfinite(seg.value) and seg.value >= bar),
+            "dims_improved": int(np.nansum(ra > rb)),
+            "delta_r": {k: _r(ra[d] - rb[d]) for d, k in enumerate(KEYS)},
+        }
+        out["cv" if set_name == "oof" else "test"] = block
+        if set_name == "oof":
+            per_dim = (ra, rb)
+    if "cv" not in out:
+        raise ValueError(f"{ssl_predictions} and {scratch_predictions} share fewer than 3 out-of-fold segments")
+    peers = {"ridge": np.full(N_DIMS, np.nan), "midi_ridge": np.full(N_DIMS, np.nan)}
+    if eval_paths:
+        ev = {k: read_json(p) for k, p in eval_paths.items() if Path(p).is_file()}
+        for peer in peers:
+            rc = ev.get("ssl", {}).get(f"{peer}_cv")
+            if rc is None:
+                continue
+            peers[peer] = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
+            out[f"median_r_{peer}_cv"] = rc["median_r"]
+            for v in ("ssl", "scratch"):
+                if v in ev and ev[v]["cv"]["median_r"] is not None and rc["median_r"] is not None:
+                    out[f"{v}_minus_{peer}_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
+    ra, rb = per_dim  # type: ignore[misc]
+    rows = [{"dim": d, "key": k, "ssl": float(ra[d]), "scratch": float(rb[d]),
+             **{peer: float(r[d]) for peer, r in peers.items()}} for d, k in enumerate(KEYS)]
+    write_csv(Path(plots_dir) / "per_dim_r.csv", rows)
+    plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", {"ssl": ra, "scratch": rb, "ridge (audio)": peers["ridge"],
+                      **({"ridge (MIDI)": peers["midi_ridge"]} if np.isfinite(peers["midi_ridge"]).any() else {})})
+    return out

@@ -1,0 +1,218 @@
+"""``report.json``: the versioned, self-describing record of one analysis.
+
+Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any incompatible change)::
+
+    {
+      "schema": "crescendai.tutor.report", "schema_version": 1, "crescendai_version": str, "created": ISO-8601,
+      "input":  {"path": str, "duration_sec": float, "score": str | null},
+      "model":  {"path": str, "calibrated": bool, "mc_samples": int, "hop_sec": float,
+                 "min_reliable_r": float (dimensions below it are not judged)},
+      "dimensions": [{"index", "key", "name", "low", "high", "problem_pole": "low"|"high"|null,
+                      "subjective": bool}] × 19,
+      "overall": {<key>: {"median", "trimmed_mean", "spread" (IQR),
+                          "uncertainty" (√(median MC std² + model_error²)),
+                          "model_error" (out-of-fold RMSE after calibration, or null),
+                          "validation_r" (out-of-fold Pearson r, or null),
+                          "judged" (bool: reliable enough for feedback),
+                          "rating" (median × 7, on 1–7), "quantiles": {"q10","q25","q50","q75","q90"}}},
+      "bars":   {"source": "score"|"beats"|"none", "approximate": bool, "meter": "3/4",
+                 "tempo_bpm": float|null, "match": float|null,
+                 "units": "bar"|"time",
+                 "items": [{"number": int, "start_sec", "end_sec", "scores": [19 floats] | null}]},
+      "windows": {"window_sec": float, "start_sec": [N], "valid": [N bool],
+                  "scores": [N × 19], "std": [N × 19], "saliency_mel": [N × (16 | null)]},
+      "feedback": [{"bars": [first, last] | null, "start_sec", "end_sec", "dims": [keys],
+                    "text": str, "advice": [str], "severity", "confidence", "subjective": bool,
+                    "saliency_region": str}],
+      "summary": {"strengths": [keys], "weaknesses": [keys]},
+      "plots": {"timeline": "timeline.png", "overall": "overall.png", "saliency": "saliency.png"},
+      "timings": {...seconds}
+    }
+
+``windows.saliency_mel[i]`` is window i's gradient × input summed over time per mel cell (low →
+high frequency), explaining the dimensions of the feedback line it falls in; null where it was not
+computed (saliency is computed only for the reported passages, at most 64 windows).
+
+All scores are calibrated, on PercePiano's label scale [1/7, 1] (rating = label × 7). Floats are
+rounded to 4 decimals. ``bars.items`` lie inside [0, duration_sec].
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+import numpy as np
+
+from crescendai.core import dims
+from crescendai.core.errors import CrescendAIError
+
+SCHEMA: str = "crescendai.tutor.report"
+SCHEMA_VERSION: int = 1
+MEL_CELL_NAMES = ("bass", "low-mid", "mid", "upper-mid", "treble")
+
+
+def _r(x: Any, nd: int = 4) -> Any:
+    """Round floats (and arrays) to ``nd`` decimals; NaN → None."""
+    if isinstance(x, np.ndarray):
+        return [_r(v, nd) for v in x.tolist()] if x.ndim else _r(x.item(), nd)
+    if isinstance(x, list | tuple):
+        return [_r(v, nd) for v in x]
+    if isinstance(x, float | np.floating):
+        return None if not np.isfinite(x) else round(float(x), nd)
+    return x
+
+
+def mel_cell_hz(cell: int) -> tuple[float, float]:
+    """Frequency range (Hz) of saliency mel cell ``cell`` (0..15: 8 of the 128 mel bands each)."""
+    import librosa
+
+    from crescendai.core.audio import N_MELS, SAMPLE_RATE
+
+    edges = librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=SAMPLE_RATE / 2)
+    return float(edges[cell * 8]), float(edges[min(N_MELS + 1, cell * 8 + 9)])
+
+
+def region_name(mel_profile: np.ndarray) -> str:
+    """Describe where a [16] mel saliency profile peaks: "bass (60–250 Hz)"-style."""
+    prof = np.asarray(mel_profile, float)
+    if not np.any(prof > 0):
+        return "unavailable"
+    c = int(np.argmax(prof))
+    lo, hi = mel_cell_hz(c)
+    centre = (lo * hi) ** 0.5 if lo > 0 else hi / 2
+    band = MEL_CELL_NAMES[int(np.searchsorted([250, 500, 2000, 4000], centre))]
+    return f"{band} ({lo:.0f}–{hi:.0f} Hz)"
+
+
+def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
+    """Turn a :class:`crescendai.tutor.analysis.Analysis` into the JSON-ready dict described above."""
+    from crescendai.core.audio import WINDOW_SEC
+    from crescendai.tutor import feedback as fb
+
+    a = analysis
+    s = a.series
+    pooled = a.pooled
+    qnames = ("q10", "q25", "q50", "q75", "q90")
+    overall = {
+        d.key: {
+            "median": _r(pooled.median[d.index]),
+            "trimmed_mean": _r(pooled.trimmed_mean[d.index]),
+            "spread": _r(pooled.spread[d.index]),
+            "uncertainty": _r(pooled.uncertainty[d.index]),
+            "model_error": None if pooled.model_error is None else _r(pooled.model_error[d.index]),
+            "validation_r": None if pooled.validation_r is None else _r(pooled.validation_r[d.index]),
+            "judged": bool(a.judged[d.index]),
+            "rating": _r(pooled.median[d.index] * 7, 2),
+            "quantiles": {q: _r(pooled.quantiles[i, d.index]) for i, q in enumerate(qnames)},
+        }
+        for d in dims.DIMENSIONS
+    }
+    units = a.units
+    items = [
+        {"number": int(units.labels[i]), "start_sec": _r(units.start_sec[i], 3),
+         "end_sec": _r(units.end_sec[i], 3),
+         "scores": None if not np.all(np.isfinite(a.unit_scores[i])) else _r(a.unit_scores[i])}
+        for i in range(len(units))
+    ]
+    sal_mel = s.saliency.astype(np.float32).sum(axis=1)  # (N, 16): over time cells
+    feedback = []
+    for line in a.lines:
+        text, advice = fb.line_text(line, units)
+        lo, hi = float(units.start_sec[line.first]), float(units.end_sec[line.last])
+        inside = s.saliency_done & (s.start_sec + WINDOW_SEC > lo) & (s.start_sec < hi)
+        prof = sal_mel[inside].mean(axis=0) if inside.any() else np.zeros(16)
+        feedback.append({
+            "bars": [int(units.labels[line.first]), int(units.labels[line.last])] if units.kind == "bar" else None,
+            "start_sec": _r(lo, 3), "end_sec": _r(hi, 3),
+            "dims": [dims.DIMENSIONS[i].key for i in line.dims],
+            "text": text, "advice": advice,
+            "severity": _r(line.severity), "confidence": _r(line.confidence, 3),
+            "subjective": all(dims.DIMENSIONS[i].subjective for i in line.dims),
+            "saliency_region": region_name(prof),
+        })
+    g = a.grid
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "crescendai_version": version,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "input": {"path": a.path, "duration_sec": _r(s.duration_sec, 3), "score": a.score_path},
+        "model": {"path": a.model_path, "calibrated": a.calibrated, "mc_samples": a.mc_samples,
+                  "hop_sec": s.hop_sec, "min_reliable_r": a.min_reliable_r},
+        "dimensions": [
+            {"index": d.index, "key": d.key, "name": d.name, "low": d.low, "high": d.high,
+             "problem_pole": d.problem_pole, "subjective": d.subjective}
+            for d in dims.DIMENSIONS
+        ],
+        "overall": overall,
+        "bars": {
+            "source": g.source, "approximate": bool(units.approximate), "meter": str(g.meter),
+            "tempo_bpm": _r(g.tempo_bpm, 1) if g.tempo_bpm else None,
+            "match": _r(g.match, 3) if g.match is not None else None,
+            "units": units.kind, "items": items,
+        },
+        "windows": {
+            "window_sec": _r(WINDOW_SEC), "start_sec": _r(s.start_sec, 3),
+            "valid": [bool(v) for v in s.valid], "scores": _r(s.scores), "std": _r(s.std),
+            "saliency_mel": [_r(row, 3) if done else None
+                             for row, done in zip(sal_mel, s.saliency_done, strict=True)],
+        },
+        "feedback": feedback,
+        "summary": {"strengths": [dims.DIMENSIONS[i].key for i in a.strengths],
+                    "weaknesses": [dims.DIMENSIONS[i].key for i in a.weaknesses]},
+        "plots": {},
+        "timings": {k: _r(v, 3) for k, v in a.timings.items()},
+    }
+
+
+class SchemaError(CrescendAIError):
+    """A report dict does not follow the schema; the message names the key."""
+
+
+_TOP = {"schema": str, "schema_version": int, "crescendai_version": str, "created": str,
+        "input": dict, "model": dict, "dimensions": list, "overall": dict, "bars": dict,
+        "windows": dict, "feedback": list, "summary": dict, "plots": dict, "timings": dict}
+
+
+def validate_report(rep: dict[str, Any]) -> None:
+    """Check a report against the schema (types, sizes, ranges); raise :class:`SchemaError`."""
+    for k, t in _TOP.items():
+        if not isinstance(rep.get(k), t):
+            raise SchemaError(f"report.{k}: expected {t.__name__}, got {type(rep.get(k)).__name__}")
+    if rep["schema"] != SCHEMA or rep["schema_version"] != SCHEMA_VERSION:
+        raise SchemaError(f"report.schema: expected {SCHEMA} v{SCHEMA_VERSION}")
+    if [d["key"] for d in rep["dimensions"]] != list(dims.KEYS):
+        raise SchemaError("report.dimensions: keys must be the 19 dims in PercePiano order")
+    if set(rep["overall"]) != set(dims.KEYS):
+        raise SchemaError("report.overall: one entry per dimension key")
+    for k, v in rep["overall"].items():
+        for f in ("median", "trimmed_mean", "spread", "uncertainty", "rating", "quantiles"):
+            if f not in v:
+                raise SchemaError(f"report.overall.{k}.{f}: missing")
+        if not 0.0 <= v["median"] <= 1.0:
+            raise SchemaError(f"report.overall.{k}.median: {v['median']} outside [0, 1]")
+    dur = rep["input"]["duration_sec"]
+    b = rep["bars"]
+    if b["source"] not in ("score", "beats", "none") or b["units"] not in ("bar", "time"):
+        raise SchemaError(f"report.bars: bad source/units {b['source']}/{b['units']}")
+    for i, it in enumerate(b["items"]):
+        if not (0 <= it["start_sec"] < it["end_sec"] <= dur + 1e-3):
+            raise SchemaError(f"report.bars.items[{i}]: span {it['start_sec']}–{it['end_sec']} "
+                              f"outside the recording (0–{dur})")
+        if it["scores"] is not None and len(it["scores"]) != 19:
+            raise SchemaError(f"report.bars.items[{i}].scores: expected 19 values")
+    w = rep["windows"]
+    n = len(w["start_sec"])
+    for f in ("valid", "scores", "std", "saliency_mel"):
+        if len(w[f]) != n:
+            raise SchemaError(f"report.windows.{f}: {len(w[f])} rows, expected {n}")
+    numbers = {it["number"] for it in b["items"]}
+    for i, fbk in enumerate(rep["feedback"]):
+        for f in ("bars", "start_sec", "end_sec", "dims", "text", "advice", "severity", "confidence"):
+            if f not in fbk:
+                raise SchemaError(f"report.feedback[{i}].{f}: missing")
+        if fbk["bars"] is not None and not set(fbk["bars"]) <= numbers:
+            raise SchemaError(f"report.feedback[{i}].bars: {fbk['bars']} not bars of the recording")
+        if not 0 <= fbk["start_sec"] < fbk["end_sec"] <= dur + 1e-3:
+            raise SchemaError(f"report.feedback[{i}]: span outside the recording")
