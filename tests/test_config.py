@@ -32,6 +32,11 @@ def test_repo_params_load():
     assert p.model.dim % p.model.heads == 0
 
 
+def test_defaults_are_the_repo_params():
+    """The dataclass defaults are the one statement of a default; params.yaml spells them out."""
+    assert load_params(REPO / "params.yaml") == Params()
+
+
 def test_scientific_notation_is_float(tmp_path):
     text = (REPO / "params.yaml").read_text().replace("lr: 0.0003", "lr: 3e-4", 1)
     assert "3e-4" in text
@@ -61,7 +66,7 @@ def test_unknown_key_is_named():
 @pytest.mark.parametrize(
     ("section", "key", "value", "pattern"),
     [
-        ("pretrain", "objective", "simclr", r"pretrain\.objective: 'simclr' is not one of"),
+        ("split", "group_by", "team", r"split\.group_by: 'team' is not one of"),
         ("model", "dropout", 1.5, r"model\.dropout: 1\.5 is out of range"),
         ("pretrain", "epochs", 2.5, r"pretrain\.epochs: expected an integer"),
         ("preprocess", "hop_sec", "fast", r"preprocess\.hop_sec: expected a number"),

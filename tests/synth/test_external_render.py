@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -13,20 +12,20 @@ import soundfile as sf
 from crescendai.core.config import ConfigError, Params
 from crescendai.core.labelfile import MEAN_FILE, write_labels
 from crescendai.core.midi import Note, PedalEvent, Performance, write_midi
-from crescendai.synth.external import asap_jobs, percepiano_jobs, require_root, select_items
+from crescendai.synth.jobs import (
+    asap_jobs,
+    build_jobs,
+    percepiano_jobs,
+    render_corpora,
+    require_root,
+    select_items,
+)
 from crescendai.synth.render import prepare_external
 
 ROOT = Path(__file__).resolve().parents[2]
 ASAP_COLUMNS = ["composer", "title", "folder", "xml_score", "midi_score", "midi_performance",
                 "performance_annotations", "midi_score_annotations", "maestro_midi_performance",
                 "maestro_audio_performance", "start", "end", "audio_performance"]
-
-
-def _stage():
-    spec = importlib.util.spec_from_file_location("render_stage", ROOT / "stages" / "render.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _phrase(start: float, n: int = 4, tail_note_sec: float = 0.0, pedal_tail_sec: float = 0.0) -> Performance:
@@ -91,7 +90,7 @@ def test_missing_root_names_the_params_key(tmp_path, key):
     with pytest.raises(ConfigError, match=f"corpora.{key}"):
         require_root(key, str(tmp_path / "nowhere"))
     with pytest.raises(ConfigError, match=f"corpora.{key}"):
-        _stage().build_jobs(_params(tmp_path, **{key: str(tmp_path / "nowhere")}), synthetic=False)
+        build_jobs(_params(tmp_path, **{key: str(tmp_path / "nowhere")}), synthetic=False)
     assert require_root(key, None) is None
 
 
@@ -113,12 +112,11 @@ def test_silent_tails_are_cut_and_long_takes_cropped():
 
 
 def test_percepiano_render_end_to_end(tmp_path, percepiano_root):
-    stage = _stage()
     params = _params(tmp_path, percepiano=str(percepiano_root))
     out = tmp_path / "audio"
-    jobs = stage.build_jobs(params, out=out, synthetic=False)
+    jobs = build_jobs(params, out=out, synthetic=False)
     assert list(jobs) == ["percepiano"] and len(jobs["percepiano"]) == 2
-    recs = stage.render_corpora(params, jobs, out=out)["percepiano"]
+    recs = render_corpora(params, jobs, out=out)["percepiano"]
     by = {r["name"]: r for r in recs}
     assert set(by) == {"Schubert_D960_mv3_8bars_3_15", "Schubert_D960_mv3_8bars_Score_15"}
     tailed = by["Schubert_D960_mv3_8bars_3_15"]
@@ -130,18 +128,17 @@ def test_percepiano_render_end_to_end(tmp_path, percepiano_root):
 
 
 def test_asap_render_subset_and_crop(tmp_path, asap_root):
-    stage = _stage()
     out = tmp_path / "audio"
-    all_jobs = stage.build_jobs(_params(tmp_path, asap=str(asap_root)), out=out, synthetic=False)["asap"]
+    all_jobs = build_jobs(_params(tmp_path, asap=str(asap_root)), out=out, synthetic=False)["asap"]
     assert [j.name for j in all_jobs] == ["Bach__Fugue__bwv_846__Denisova06M", "Bach__Fugue__bwv_846__Shi05M",
                                           "Chopin__Etudes_op_10__1__Kim01"]  # one per distinct performance
     assert Path(all_jobs[0].midi_path) == asap_root / "Bach/Fugue/bwv_846/Denisova06M.mid"
     params = _params(tmp_path, asap=str(asap_root), max_items_asap=2, max_duration_sec=1.5)
-    jobs = stage.build_jobs(params, out=out, synthetic=False)["asap"]
-    again = stage.build_jobs(params, out=out, synthetic=False)["asap"]
+    jobs = build_jobs(params, out=out, synthetic=False)["asap"]
+    again = build_jobs(params, out=out, synthetic=False)["asap"]
     assert len(jobs) == 2 and [j.name for j in jobs] == [j.name for j in again]
     assert {j.name for j in jobs} == set(select_items([j.name for j in all_jobs], 7, 2))
-    recs = stage.render_corpora(params, {"asap": jobs}, out=out)["asap"]
+    recs = render_corpora(params, {"asap": jobs}, out=out)["asap"]
     for r in recs:
         y, sr = sf.read(r["path"])
         assert len(y) / sr < 0.2 + 1.5 + 0.2 + 1.5 + 0.6  # crop + last note + release + kept tail

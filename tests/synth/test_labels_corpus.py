@@ -7,16 +7,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from crescendai.core.config import GenerateParams
 from crescendai.core.dims import KEYS, LABEL_MAX, LABEL_MIN
 from crescendai.core.labelfile import MEAN_FILE, parse_name, read_labels, split_entry
-from crescendai.synth.corpus import CorpusSpec, generate_corpus, write_corpus
+from crescendai.synth.corpus import generate_corpus, write_corpus
 from crescendai.synth.labels import local_labels, segment_labels
 from crescendai.synth.material import make_piece
 from crescendai.synth.performance import Controls, perform
 from crescendai.synth.pianos import piano_model
 
-TINY = CorpusSpec(n_performers=2, n_pieces=2, bars_per_segment=2, n_ssl_pieces=1, ssl_duration_sec=6.0,
-                  n_ssl_performers=1, n_phone=1)
+TINY = GenerateParams(n_performers=2, n_pieces=2, bars_per_segment=2, n_ssl_pieces=1, ssl_duration_sec=6.0,
+                      n_ssl_performers=1, n_phone=1)
 
 
 def _labels(c: Controls, mode: str = "major") -> np.ndarray:
@@ -96,14 +97,15 @@ def test_percepiano_layout_round_trips(tmp_path):
 
 
 def test_render_is_deterministic_and_worker_independent(tmp_path):
-    from crescendai.synth.render import RenderJob, RenderSettings, render_jobs
+    from crescendai.core.config import RenderParams
+    from crescendai.synth.render import RenderJob, render_jobs
 
     items = generate_corpus(5, TINY, "phone") + generate_corpus(5, TINY, "labelled")[:1]
     write_corpus(tmp_path / "gen", items[:1])
     write_corpus(tmp_path / "gen2", items[1:])
     mids = [tmp_path / "gen" / f"{items[0].name}.mid",
             tmp_path / "gen2" / "virtuoso" / "data" / "all_2rounds" / f"{items[1].name}.mid"]
-    s = RenderSettings()
+    s = RenderParams()
     out = []
     for run, workers in (("a", 1), ("b", 2)):
         jobs = [RenderJob(str(m), str(tmp_path / run / f"{it.name}.flac"), it.name, it.meta["piano"],

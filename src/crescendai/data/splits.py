@@ -153,12 +153,3 @@ def assign_splits(
             else:
                 out[i] = dataclasses.replace(records[i], split="train", fold=fold_of[k])
     return out
-
-
-def fold_masks(splits: list[str], folds: list[int | None], k: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train_mask, val_mask) for CV round ``k``: val = fold k, train = the other folds (test excluded)."""
-    s = np.asarray(splits)
-    f = np.array([-1 if x is None else x for x in folds])
-    val = (s == "train") & (f == k)
-    train = (s == "train") & (f != k)
-    return train, val

@@ -145,27 +145,13 @@ def _local_labels(rec: ManifestRecord, start_sec: np.ndarray) -> np.ndarray:
     return out
 
 
-def _shrink_npy(path: Path, n: int, shape_tail: tuple[int, ...], dtype: np.dtype) -> None:
-    """Rewrite an .npy header to first dimension ``n`` (same header length) and truncate the data."""
-    with open(path, "r+b") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            np.lib.format.read_array_header_1_0(f)
-        else:
-            np.lib.format.read_array_header_2_0(f)
-        header_len = f.tell()
-        d = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False,
-             "shape": (n, *shape_tail)}
-        text = repr(d).encode("latin1")
-        magic = np.lib.format.magic(*version)
-        size_bytes = 2 if version == (1, 0) else 4
-        pad = header_len - len(magic) - size_bytes - len(text) - 1
-        if pad < 0:  # pragma: no cover - shrinking never lengthens the header
-            raise FeatureError(f"{path}: cannot rewrite the header")
-        body = text + b" " * pad + b"\n"
-        f.seek(0)
-        f.write(magic + len(body).to_bytes(size_bytes, "little") + body)
-        f.truncate(header_len + n * int(np.prod(shape_tail)) * dtype.itemsize)
+def _copy_rows(src: np.ndarray, n: int, path: Path, chunk: int = 1024) -> None:
+    """Write ``src[:n]`` as the .npy file ``path`` (``numpy.lib.format.open_memmap``), chunk by chunk."""
+    dst = np.lib.format.open_memmap(path, mode="w+", dtype=src.dtype, shape=(n, *src.shape[1:]))
+    for i in range(0, n, chunk):
+        dst[i : i + chunk] = src[i : min(i + chunk, n)]
+    dst.flush()
+    del dst
 
 
 @dataclass
@@ -211,8 +197,8 @@ def build_feature_set(
     bounds = [max_windows(r.duration_sec, hop_sec) for r in records]
     offsets = np.concatenate([[0], np.cumsum(bounds)]).astype(int)
     total = int(offsets[-1])
-    tmp = out / ".windows.npy.tmp"
-    mm = np.lib.format.open_memmap(tmp, mode="w+", dtype=dt, shape=(max(total, 0), WINDOW_FRAMES, N_MELS))
+    scratch, tmp = out / ".windows.bound.npy", out / ".windows.npy.tmp"  # room for the upper bound, then exact
+    mm = np.lib.format.open_memmap(scratch, mode="w+", dtype=dt, shape=(max(total, 0), WINDOW_FRAMES, N_MELS))
     tasks = [
         _Task(i, r.path, hop_sec, min_duration_sec, r.extra.get("midi_path"),
               float(r.extra.get("midi_offset_sec", 0.0)), dtype)
@@ -257,15 +243,15 @@ def build_feature_set(
             stats.audio_sec += rec.duration_sec
     except BaseException:
         del mm
-        tmp.unlink(missing_ok=True)
+        scratch.unlink(missing_ok=True)
         raise
     finally:
         if pool:
             pool.close()
             pool.join()
-    mm.flush()
+    _copy_rows(mm, pos, tmp)
     del mm
-    _shrink_npy(tmp, pos, (WINDOW_FRAMES, N_MELS), dt)
+    scratch.unlink()
     os.replace(tmp, out / "windows.npy")
     index = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["item", "item_idx", "window", "start_sec", "pad_fraction", "split", "fold",
@@ -279,7 +265,7 @@ def build_feature_set(
     write_json(out / "meta.json", {
         "hop_sec": hop_sec, "hop_frames": hop_frames(hop_sec), "dtype": dtype, "n_windows": pos,
         "n_items": len(records), "audio_sec": round(stats.audio_sec, 3),
-    })  # no timings here: an output that differs on every run would make DVC rerun everything downstream
+    })
     log.info("%s: %d items → %d windows in %.1f s", out, len(records), pos, stats.seconds)
     return stats
 
@@ -287,6 +273,29 @@ def build_feature_set(
 # ------------------------------------------------------------------------------------------
 # reading
 # ------------------------------------------------------------------------------------------
+
+
+SET_OF_ROLE: dict[str, str] = {"supervised": "labelled", "ssl": "ssl", "ood": "ood"}
+"""Role of a corpus in ``params.data`` → the feature set it goes to."""
+
+
+def build_feature_sets(by_corpus: dict[str, Sequence[ManifestRecord]], role_of: dict[str, str],
+                       out_dir: str | os.PathLike[str], pp, pairs_path: str | os.PathLike[str]) -> None:
+    """Check leakage against ``pairs_path`` (dedup's pairs), then cache every role's windows in
+    ``<out_dir>/{labelled,ssl,ood}`` with the ``preprocess`` params ``pp``.
+
+    Raises:
+        LeakageError: a pair links items that must never meet (see ``crescendai.data.dedup``).
+        FeatureError: an item cannot be read or is too short.
+    """
+    from crescendai.data.dedup import check_leakage, items_from_records, read_pairs
+
+    check_leakage(items_from_records([r for recs in by_corpus.values() for r in recs]), read_pairs(pairs_path))
+    for role, set_name in SET_OF_ROLE.items():
+        recs = [r for c, rr in by_corpus.items() if role_of[c] == role for r in rr]
+        stats = build_feature_set(recs, Path(out_dir) / set_name, hop_sec=pp.hop_sec, workers=pp.workers,
+                                  dtype=pp.dtype, min_duration_sec=pp.min_duration_sec)
+        log.info("%s: %s", set_name, stats)
 
 
 @dataclass

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from crescendai.core.config import GenerateParams
 from crescendai.core.labelfile import MEAN_FILE, STD_FILE, format_name, write_labels
 from crescendai.core.midi import Performance, write_midi
 from crescendai.synth.labels import DIRECT, add_rater_noise, local_labels, segment_labels
@@ -33,21 +34,6 @@ LABELLED, SSL, PHONE = "labelled", "ssl", "phone"
 _TAG = {LABELLED: 1, SSL: 2, PHONE: 3}
 _PREFIX = {LABELLED: "Synth", SSL: "SynthSSL", PHONE: "SynthPhone"}
 _PLAYER0 = {LABELLED: 1, SSL: 101, PHONE: 201}
-
-
-@dataclass(frozen=True)
-class CorpusSpec:
-    """Sizes of the three sets (mirrors ``params.generate``)."""
-
-    n_performers: int = 10
-    n_pieces: int = 10
-    bars_per_segment: int = 4
-    n_ssl_pieces: int = 40
-    ssl_duration_sec: float = 30.0
-    n_ssl_performers: int = 10
-    n_phone: int = 12
-    rater_noise: float = 0.02
-    local_hop_sec: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -87,7 +73,7 @@ def _performers(seed: int, kind: str, n: int) -> list[Performer]:
             for j in range(n)]
 
 
-def _item(seed: int, kind: str, piece, performer: Performer, segment: int, spec: CorpusSpec,
+def _item(seed: int, kind: str, piece, performer: Performer, segment: int, spec: GenerateParams,
           pianist_index: int) -> CorpusItem:
     name = format_name(piece.work, piece.n_bars, performer.performer_id, segment)
     rng = np.random.default_rng([seed, _TAG[kind], 2, zlib.crc32(name.encode())])
@@ -127,7 +113,7 @@ def _item(seed: int, kind: str, piece, performer: Performer, segment: int, spec:
     return CorpusItem(kind, name, r.performance, meta, labels)
 
 
-def generate_corpus(seed: int, spec: CorpusSpec, kind: str) -> list[CorpusItem]:
+def generate_corpus(seed: int, spec: GenerateParams, kind: str) -> list[CorpusItem]:
     """All items of one set (``"labelled"``, ``"ssl"`` or ``"phone"``), in a fixed order."""
     if kind == LABELLED:
         pieces = _pieces(seed, kind, spec.n_pieces, lambda _: spec.bars_per_segment)
@@ -171,4 +157,4 @@ def write_corpus(root: str | Path, items: list[CorpusItem], label_std: float = 0
     write_jsonl(root / "meta.jsonl", [it.meta for it in items])
 
 
-__all__ = ["CorpusItem", "CorpusSpec", "DIRECT", "generate_corpus", "piano_for", "write_corpus"]
+__all__ = ["CorpusItem", "DIRECT", "generate_corpus", "piano_for", "write_corpus"]

@@ -33,11 +33,6 @@ MAX_NOTE_SEC: float = 5.0
 """Cached length cap; longer sustained notes fade out at the cap."""
 
 
-def velocity_layer(velocity: float) -> int:
-    """MIDI velocity 1–127 → layer 0..N_LAYERS-1."""
-    return int(np.clip(int(velocity) * N_LAYERS // 128, 0, N_LAYERS - 1))
-
-
 def layer_blend(velocity: float) -> tuple[int, int, float]:
     """(lower layer, upper layer, weight of the upper one): linear interpolation between the two
     layers whose centre velocities bracket ``velocity``, so timbre changes continuously with it."""

@@ -8,6 +8,7 @@ Everything here is deterministic: the channel and its noise are drawn from ``see
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import zlib
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from crescendai.core.config import RenderParams
 from crescendai.core.errors import CrescendAIError
 from crescendai.core.midi import Performance, read_midi
 from crescendai.synth.channels import Channel, apply_channel, sample_phone, sample_room
@@ -26,24 +28,12 @@ class RenderError(CrescendAIError):
     """A MIDI file has nothing to render, or the output suffix is not .wav/.flac; the message names the file."""
 
 
-@dataclass(frozen=True)
-class RenderSettings:
-    """Mirrors ``params.render``."""
-
-    sample_rate: int = 22050
-    n_pianos: int = 7
-    rt60_min: float = 0.2
-    rt60_max: float = 1.2
-    noise_db: float = -60.0
-    trim_silence_db: float = -60.0
-
-
 def item_rng(seed: int, name: str, purpose: str) -> np.random.Generator:
     """A generator that depends only on (seed, item name, purpose)."""
     return np.random.default_rng([seed, zlib.crc32(name.encode()), zlib.crc32(purpose.encode())])
 
 
-def choose_channel(seed: int, name: str, kind: str, s: RenderSettings) -> Channel:
+def choose_channel(seed: int, name: str, kind: str, s: RenderParams) -> Channel:
     """The channel of item ``name``: ``kind`` "room" (RT60 in the settings' range) or "phone"."""
     rng = item_rng(seed, name, "channel")
     if kind == "phone":
@@ -152,14 +142,14 @@ def render_midi_file(
     sr: int = 22050,
     channel: str = "room",
     seed: int = 0,
-    settings: RenderSettings | None = None,
+    settings: RenderParams | None = None,
 ) -> float:
     """Render any MIDI file (CC64 honoured; leading and trailing silence trimmed) to ``out_path``.
 
     Returns the duration in seconds. Raises :class:`crescendai.core.midi.MidiError` on unreadable MIDI and
     ``ValueError`` on an empty file or a bad suffix.
     """
-    s = settings or RenderSettings(sample_rate=sr)
+    s = settings or dataclasses.replace(RenderParams(), sample_rate=sr)
     perf = read_midi(midi_path)
     if not perf.notes:
         raise RenderError(f"{midi_path}: no notes to render")
@@ -188,7 +178,7 @@ class RenderJob:
     max_duration_sec: float = 0.0
 
 
-def _run_job(args: tuple[RenderJob, int, RenderSettings]) -> dict:
+def _run_job(args: tuple[RenderJob, int, RenderParams]) -> dict:
     job, seed, s = args
     perf = read_midi(job.midi_path)
     if not perf.notes:
@@ -205,7 +195,7 @@ def _run_job(args: tuple[RenderJob, int, RenderSettings]) -> dict:
             "duration_sec": round(len(y) / s.sample_rate, 4)}
 
 
-def render_jobs(jobs: list[RenderJob], seed: int, s: RenderSettings, workers: int = 1,
+def render_jobs(jobs: list[RenderJob], seed: int, s: RenderParams, workers: int = 1,
                 desc: str = "render") -> list[dict]:
     """Render ``jobs`` (in parallel when ``workers > 1``); return ``render.jsonl`` records in job order.
 

@@ -1,4 +1,5 @@
-"""Render jobs for the real symbolic corpora: PercePiano and ASAP performance MIDI (upstream layouts).
+"""Render jobs per corpus: the generated synthetic sets, and PercePiano and ASAP performance MIDI
+(upstream layouts), and rendering them all (the ``render`` stage).
 
 - **PercePiano**: ``<root>/virtuoso/data/all_2rounds/<name>.mid`` (1 202 segment performances); the
   item name is the file stem (``Schubert_D960_mv3_8bars_3_15``).
@@ -16,12 +17,22 @@ subset (by ``crc32(seed:name)``), so a quick experiment renders a fixed sample o
 from __future__ import annotations
 
 import csv
+import logging
 import zlib
 from pathlib import Path
 
-from crescendai.core.config import ConfigError
+from crescendai.core.config import ConfigError, Params
+from crescendai.core.files import read_jsonl, write_jsonl
 from crescendai.synth.corpus import piano_for
-from crescendai.synth.render import MAX_TAIL_SEC, RenderJob, crop_performance, prepare_external
+from crescendai.synth.render import (
+    MAX_TAIL_SEC,
+    RenderJob,
+    crop_performance,
+    prepare_external,
+    render_jobs,
+)
+
+log = logging.getLogger(__name__)
 
 PERCEPIANO_MIDI_DIR: str = "virtuoso/data/all_2rounds"
 
@@ -92,3 +103,46 @@ def asap_jobs(root: Path, out_dir: Path, seed: int, n_pianos: int, max_duration_
 
 __all__ = ["MAX_TAIL_SEC", "asap_jobs", "asap_render_name", "crop_performance", "percepiano_jobs",
            "prepare_external", "require_root", "select_items"]
+
+
+def _synthetic_jobs(meta_dir: Path, out_dir: Path) -> list[RenderJob]:
+    jobs = []
+    mid_dir = meta_dir / "virtuoso" / "data" / "all_2rounds" if (meta_dir / "virtuoso").is_dir() else meta_dir
+    for m in read_jsonl(meta_dir / "meta.jsonl"):
+        jobs.append(RenderJob(str(mid_dir / f"{m['name']}.mid"), str(out_dir / f"{m['name']}.flac"),
+                              m["name"], int(m["piano"]), m["channel"], float(m["controls"]["touch"]), False))
+    return jobs
+
+
+def build_jobs(params: Params, gen: Path = Path("data/generated"), out: Path = Path("data/audio"), synthetic: bool = True) -> dict[str, list[RenderJob]]:
+    """Corpus name → render jobs: the synthetic sets under ``gen`` (when ``synthetic``), and
+    ``percepiano`` / ``asap`` when ``corpora.<key>`` is set (a missing root raises ``ConfigError``
+    naming the key; ``render.max_items_asap`` and ``render.max_duration_sec`` limit the unlabelled ASAP
+    set; labelled PercePiano segments are rendered whole, silent tails cut)."""
+    r = params.render
+    corpora: dict[str, list[RenderJob]] = {}
+    if synthetic:
+        for corpus, sub in (("synthetic", "labelled"), ("synthetic_ssl", "ssl"), ("synthetic_phone", "phone")):
+            corpora[corpus] = _synthetic_jobs(gen / sub, out / corpus)
+    pp = require_root("percepiano", params.corpora.percepiano)
+    if pp is not None:
+        # never cropped: PercePiano's labels describe the whole segment
+        corpora["percepiano"] = percepiano_jobs(pp, out / "percepiano", params.seed, r.n_pianos)
+    asap = require_root("asap", params.corpora.asap)
+    if asap is not None:
+        corpora["asap"] = asap_jobs(asap, out / "asap", params.seed, r.n_pianos, r.max_duration_sec,
+                                    r.max_items_asap)
+    return corpora
+
+
+def render_corpora(params: Params, corpora: dict[str, list[RenderJob]], out: Path = Path("data/audio")) -> dict[str, list[dict]]:
+    """Render every corpus and write ``<out>/<corpus>/render.jsonl``; returns the records."""
+    r = params.render
+    done = {}
+    for corpus, jobs in corpora.items():
+        records = render_jobs(jobs, params.seed, r, r.workers, desc=corpus)
+        write_jsonl(out / corpus / "render.jsonl", records)
+        log.info("%s: %d files, %.0f s of audio", corpus, len(records),
+                     sum(x["duration_sec"] for x in records))
+        done[corpus] = records
+    return done
