@@ -7,14 +7,15 @@ import pytest
 import torch
 
 from crescendai.core.audio import WINDOW_SEC
-from crescendai.model import Backbone, BackboneConfig, save_model
+from crescendai.core.config import ModelParams
+from crescendai.model import Backbone, save_model
 from crescendai.model.hear import get_scene_embeddings, get_timestamp_embeddings, load_model
 
 
 @pytest.fixture
 def hear_model(tmp_path):
     torch.manual_seed(0)
-    save_model(Backbone(BackboneConfig(dim=32, depth=1, heads=2)), tmp_path / "backbone.pt")
+    save_model(Backbone(ModelParams(dim=32, depth=1, heads=2)), tmp_path / "backbone.pt")
     return load_model(tmp_path)
 
 

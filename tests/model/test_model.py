@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
 import torch
 
-from crescendai.core.config import ModelParams
+from crescendai.core.config import ConfigError, ModelParams
 from crescendai.model import (
     Backbone,
-    BackboneConfig,
     HeadsConfig,
     build_backbone,
     build_model,
@@ -20,8 +20,9 @@ from crescendai.model import (
     save_model,
 )
 from crescendai.model.backbone import dropout
+from crescendai.model.bundle import ModelFileError
 
-TINY = BackboneConfig(patch=16, dim=32, depth=2, heads=2, dropout=0.1, drop_path=0.1)
+TINY = ModelParams(patch=16, dim=32, depth=2, heads=2, dropout=0.1, drop_path=0.1)
 
 
 def windows(b: int = 3, seed: int = 0) -> torch.Tensor:
@@ -31,14 +32,14 @@ def windows(b: int = 3, seed: int = 0) -> torch.Tensor:
 
 def test_default_backbone_matches_params_and_counts_parameters():
     bb = build_backbone(ModelParams())
-    assert bb.cfg == BackboneConfig()
+    assert bb.cfg == ModelParams()
     # patch linear 256·256+256, cls+mask 2·256, pos 65·256, 3 blocks × 789 760, final LN 512
     assert bb.n_params() == 65792 + 512 + 16640 + 3 * 789760 + 512 == 2452736
 
 
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 def test_shapes_and_pooling(pooling):
-    bb = Backbone(BackboneConfig(**{**TINY.to_dict(), "pooling": pooling})).eval()
+    bb = Backbone(dataclasses.replace(TINY, pooling=pooling)).eval()
     x = windows()
     assert bb.tokens(x).shape == (3, 65, 32)
     assert bb(x).shape == (3, 32)
@@ -100,7 +101,7 @@ def test_input_normalisation_is_inside_the_model():
 
 
 def test_pad_mask_hides_padded_rows():
-    bb = Backbone(BackboneConfig(**{**TINY.to_dict(), "pooling": "mean"})).eval()
+    bb = Backbone(dataclasses.replace(TINY, pooling="mean")).eval()
     x = windows(2)
     pad = torch.zeros(2, 128, dtype=torch.bool)
     pad[:, 96:] = True  # last 2 of 8 time rows are padding
@@ -119,7 +120,7 @@ def test_token_mask_uses_mask_token():
 
 
 def test_all_heads_shapes_and_ranges():
-    model = build_model(TINY.to_dict(), HeadsConfig(corn=True, n_timbre_classes=5, local=True)).eval()
+    model = build_model(TINY, HeadsConfig(corn=True, n_timbre_classes=5, local=True)).eval()
     pad = torch.zeros(3, 128, dtype=torch.bool)
     pad[0, 64:] = True
     out = model(windows(), pad)
@@ -135,7 +136,7 @@ def test_all_heads_shapes_and_ranges():
 
 
 def test_output_prior_starts_heads_at_the_label_mean():
-    model = build_model(TINY.to_dict(), HeadsConfig(local=True)).eval()
+    model = build_model(TINY, HeadsConfig(local=True)).eval()
     prior = torch.linspace(0.3, 0.8, 19)
     before = model(windows())["scores"]
     assert (before - prior).abs().max() > 0.05  # a fresh head sits near 0.57, not at the prior
@@ -152,7 +153,7 @@ def test_corn_to_score_extremes():
 
 
 def test_save_load_round_trip(tmp_path):
-    model = build_model(TINY.to_dict(), HeadsConfig(corn=True, local=True)).eval()
+    model = build_model(TINY, HeadsConfig(corn=True, local=True)).eval()
     save_model(model, tmp_path / "m" / "model.pt", extra={"note": "x"})
     cfg = json.loads((tmp_path / "m" / "config.json").read_text())
     assert cfg["kind"] == "model" and cfg["note"] == "x"
@@ -168,5 +169,11 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_load_errors_name_the_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="config.json"):
+    with pytest.raises(ModelFileError, match="config.json"):
         load_model(tmp_path)
+    save_model(Backbone(TINY), tmp_path / "m" / "backbone.pt")
+    cfg = json.loads((tmp_path / "m" / "config.json").read_text())
+    cfg["backbone"]["heads"] = 3
+    (tmp_path / "m" / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ConfigError, match=r"config\.json: backbone\.dim \(32\) must be divisible"):
+        load_model(tmp_path / "m")

@@ -22,13 +22,17 @@ import os
 import random
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import numpy as np
 
+from crescendai.core.audio import N_MELS, WINDOW_FRAMES
 from crescendai.core.errors import CrescendAIError
+
+T = TypeVar("T")
 
 
 class ConfigError(CrescendAIError):
@@ -135,7 +139,7 @@ class PreprocessParams:
 
 @dataclass(frozen=True)
 class ModelParams:
-    """The ultra-small AST backbone (``crescendai.model``)."""
+    """The ultra-small AST backbone (``crescendai.model``); saved beside every model as ``backbone``."""
 
     patch: int = field(default=16, metadata=_rng(4, 128))
     dim: int = field(default=256, metadata=_rng(16, 4096))
@@ -144,6 +148,16 @@ class ModelParams:
     dropout: float = field(default=0.3, metadata=_rng(0.0, 0.9))
     drop_path: float = field(default=0.2, metadata=_rng(0.0, 0.9))
     pooling: str = field(default="cls", metadata=_choices("cls", "mean"))
+    mlp_ratio: int = field(default=4, metadata=_rng(1, 16))
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        """(time rows, mel columns) of the patch grid over the 128 × 128 window, e.g. (8, 8)."""
+        return WINDOW_FRAMES // self.patch, N_MELS // self.patch
+
+    @property
+    def n_patches(self) -> int:
+        return self.grid[0] * self.grid[1]
 
 
 @dataclass(frozen=True)
@@ -349,15 +363,29 @@ def _build(cls: type, raw: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
-def _validate_cross(params: Params) -> None:
-    r = params.render
+def _check_render(r: RenderParams, where: str) -> None:
     if r.rt60_min > r.rt60_max:
-        raise ConfigError(f"render.rt60_min ({r.rt60_min}) must be <= render.rt60_max ({r.rt60_max})")
-    m = params.model
+        raise ConfigError(f"{where}.rt60_min ({r.rt60_min}) must be <= {where}.rt60_max ({r.rt60_max})")
+
+
+def _check_model(m: ModelParams, where: str) -> None:
     if m.dim % m.heads:
-        raise ConfigError(f"model.dim ({m.dim}) must be divisible by model.heads ({m.heads})")
-    if 128 % m.patch:
-        raise ConfigError(f"model.patch ({m.patch}) must divide the 128x128 window")
+        raise ConfigError(f"{where}.dim ({m.dim}) must be divisible by {where}.heads ({m.heads})")
+    if WINDOW_FRAMES % m.patch or N_MELS % m.patch:
+        raise ConfigError(f"{where}.patch ({m.patch}) must divide the {WINDOW_FRAMES}x{N_MELS} window")
+
+
+_SECTION_CHECKS: dict[type, Callable[[Any, str], None]] = {RenderParams: _check_render, ModelParams: _check_model}
+"""Rules between the keys of one section, beyond each key's own range or choices."""
+
+
+def section_from_dict(cls: type[T], raw: dict[str, Any], where: str) -> T:
+    """Validate one section (e.g. the ``backbone`` block of a saved model's config.json) into
+    ``cls``; errors name ``<where>.<key>``."""
+    value = _build(cls, raw, where)
+    if cls in _SECTION_CHECKS:
+        _SECTION_CHECKS[cls](value, where)
+    return value
 
 
 def params_from_dict(raw: dict[str, Any]) -> Params:
@@ -365,7 +393,10 @@ def params_from_dict(raw: dict[str, Any]) -> Params:
     if not isinstance(raw, dict):
         raise ConfigError("params.yaml must be a mapping of sections")
     params = _build(Params, raw, "")
-    _validate_cross(params)
+    for f in dataclasses.fields(Params):
+        section = getattr(params, f.name)
+        if type(section) in _SECTION_CHECKS:
+            _SECTION_CHECKS[type(section)](section, f.name)
     return params
 
 

@@ -8,11 +8,10 @@
     model = load_model("models/finetune_ssl")                # eval mode
 """
 
-from crescendai.model.backbone import DB_CENTER, DB_SCALE, Backbone, BackboneConfig
+from crescendai.model.backbone import DB_CENTER, DB_SCALE, Backbone
 from crescendai.model.bundle import (
     HeadsConfig,
     Model,
-    backbone_config,
     build_backbone,
     build_model,
     load_backbone,
@@ -31,8 +30,7 @@ from crescendai.model.heads import (
 )
 
 __all__ = [
-    "DB_CENTER", "DB_SCALE", "N_DIMS", "N_LEVELS", "Backbone", "BackboneConfig", "CornHead",
-    "HeadsConfig", "LocalHead", "Model", "RegressionHead", "TimbreHead", "backbone_config",
-    "build_backbone", "build_model", "corn_to_score", "load_backbone", "load_model", "save_model",
+    "DB_CENTER", "DB_SCALE", "N_DIMS", "N_LEVELS", "Backbone", "CornHead",
+    "HeadsConfig", "LocalHead", "Model", "RegressionHead", "TimbreHead", "build_backbone", "build_model", "corn_to_score", "load_backbone", "load_model", "save_model",
     "save_state_dict",
 ]

@@ -18,11 +18,12 @@ and from mean pooling. An optional ``token_mask`` [B, 64] replaces patch embeddi
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from crescendai.core.config import ModelParams
 
 N_FRAMES: int = 128
 N_MELS: int = 128
@@ -30,40 +31,6 @@ DB_CENTER: float = -40.0
 """dB subtracted from the input: the centre of the contract range [-80, 0]."""
 DB_SCALE: float = 20.0
 """dB per unit after normalisation: [-80, 0] maps to [-2, 2]."""
-
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """Backbone hyper-parameters (the ``model`` section of params.yaml maps onto this one to one)."""
-
-    patch: int = 16
-    dim: int = 256
-    depth: int = 3
-    heads: int = 4
-    dropout: float = 0.3
-    drop_path: float = 0.2
-    pooling: str = "cls"  # "cls" | "mean"
-    mlp_ratio: int = 4
-
-    def __post_init__(self) -> None:
-        if self.dim % self.heads:
-            raise ValueError(f"dim ({self.dim}) must be divisible by heads ({self.heads})")
-        if N_FRAMES % self.patch or N_MELS % self.patch:
-            raise ValueError(f"patch ({self.patch}) must divide the 128×128 window")
-        if self.pooling not in ("cls", "mean"):
-            raise ValueError(f"pooling must be 'cls' or 'mean', got {self.pooling!r}")
-
-    @property
-    def grid(self) -> tuple[int, int]:
-        """(time rows, mel columns) of the patch grid, e.g. (8, 8)."""
-        return N_FRAMES // self.patch, N_MELS // self.patch
-
-    @property
-    def n_patches(self) -> int:
-        return self.grid[0] * self.grid[1]
-
-    def to_dict(self) -> dict:
-        return asdict(self)
 
 
 _KEEP_LEVELS: int = 1 << 16
@@ -117,7 +84,7 @@ class DropPath(nn.Module):
 
 
 class Attention(nn.Module):
-    def __init__(self, cfg: BackboneConfig) -> None:
+    def __init__(self, cfg: ModelParams) -> None:
         super().__init__()
         self.heads = cfg.heads
         self.qkv = nn.Linear(cfg.dim, 3 * cfg.dim)  # one fused projection for q, k, v
@@ -153,7 +120,7 @@ class Attention(nn.Module):
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: BackboneConfig, drop_path: float) -> None:
+    def __init__(self, cfg: ModelParams, drop_path: float) -> None:
         super().__init__()
         self.ln1 = nn.LayerNorm(cfg.dim)
         self.attn = Attention(cfg)
@@ -179,9 +146,9 @@ class Block(nn.Module):
 class Backbone(nn.Module):
     """Ultra-small AST. ``forward(x) -> (B, dim)``; ``tokens(x) -> (B, 1 + n_patches, dim)``."""
 
-    def __init__(self, cfg: BackboneConfig | None = None) -> None:
+    def __init__(self, cfg: ModelParams | None = None) -> None:
         super().__init__()
-        self.cfg = cfg = cfg or BackboneConfig()
+        self.cfg = cfg = cfg or ModelParams()
         pdim = cfg.patch * cfg.patch
         self.patch_embed = nn.Linear(pdim, cfg.dim)  # a 16×16 stride-16 conv, as one matmul
         self.cls_token = nn.Parameter(torch.zeros(1, 1, cfg.dim))

@@ -8,15 +8,17 @@ plus any extra metadata the caller passes (kept verbatim). Both are written atom
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn as nn
 
+from crescendai.core.config import ModelParams, section_from_dict
+from crescendai.core.errors import CrescendAIError
 from crescendai.core.files import atomic_write, read_json, write_json
-from crescendai.model.backbone import Backbone, BackboneConfig
+from crescendai.model.backbone import Backbone
 from crescendai.model.heads import (
     N_DIMS,
     CornHead,
@@ -26,6 +28,11 @@ from crescendai.model.heads import (
     corn_to_score,
     init_to_prior,
 )
+
+
+class ModelFileError(CrescendAIError):
+    """A saved model folder lacks config.json or its weights, or names an unknown kind; the message
+    names the file and the stage that writes it."""
 
 
 @dataclass(frozen=True)
@@ -49,16 +56,9 @@ class HeadsConfig:
     dropout: float = 0.1
 
 
-def backbone_config(params: Any) -> BackboneConfig:
-    """``crescendai.core.config.ModelParams`` (or any object / mapping with its fields) → BackboneConfig."""
-    get = params.get if isinstance(params, dict) else lambda k, d=None: getattr(params, k, d)
-    names = [f.name for f in fields(BackboneConfig)]
-    return BackboneConfig(**{k: get(k) for k in names if get(k) is not None})
-
-
-def build_backbone(params: Any) -> Backbone:
-    """A freshly initialised :class:`Backbone` from ``ModelParams`` (the ``model`` params section)."""
-    return Backbone(backbone_config(params))
+def build_backbone(params: ModelParams) -> Backbone:
+    """A freshly initialised :class:`Backbone` from the ``model`` params section."""
+    return Backbone(params)
 
 
 class Model(nn.Module):
@@ -70,7 +70,7 @@ class Model(nn.Module):
     optional (B, 128) bool.
     """
 
-    def __init__(self, backbone: Backbone | BackboneConfig, heads: HeadsConfig | None = None) -> None:
+    def __init__(self, backbone: Backbone | ModelParams, heads: HeadsConfig | None = None) -> None:
         super().__init__()
         self.backbone = backbone if isinstance(backbone, Backbone) else Backbone(backbone)
         self.heads_cfg = h = heads or HeadsConfig()
@@ -93,7 +93,7 @@ class Model(nn.Module):
                 init_to_prior(head.net, prior)
 
     @property
-    def cfg(self) -> BackboneConfig:
+    def cfg(self) -> ModelParams:
         return self.backbone.cfg
 
     def n_params(self) -> int:
@@ -119,7 +119,7 @@ class Model(nn.Module):
         return out
 
 
-def build_model(params: Any, heads: HeadsConfig | None = None) -> Model:
+def build_model(params: ModelParams, heads: HeadsConfig | None = None) -> Model:
     """A :class:`Model` with a fresh backbone from ``ModelParams`` and the given heads."""
     return Model(build_backbone(params), heads)
 
@@ -148,10 +148,10 @@ def save_model(
     p = Path(path)
     module = getattr(module, "module", module)  # unwrap DDP
     if isinstance(module, Model):
-        cfg: dict[str, Any] = {"kind": "model", "backbone": module.cfg.to_dict(),
+        cfg: dict[str, Any] = {"kind": "model", "backbone": asdict(module.cfg),
                                "heads": asdict(module.heads_cfg), "weights": p.name}
     elif isinstance(module, Backbone):
-        cfg = {"kind": "backbone", "backbone": module.cfg.to_dict(), "weights": p.name}
+        cfg = {"kind": "backbone", "backbone": asdict(module.cfg), "weights": p.name}
     else:
         raise TypeError(f"save_model expects a Backbone or Model, got {type(module).__name__}")
     cfg.update(extra or {})
@@ -164,25 +164,25 @@ def _resolve(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
     if p.is_dir():
         cfg_path = p / "config.json"
         if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path}: missing; a saved model folder holds config.json and the .pt file")
+            raise ModelFileError(f"{cfg_path}: missing; a saved model folder holds config.json and the .pt file")
         cfg = read_json(cfg_path)
         p = p / cfg.get("weights", "model.pt")
     else:
         cfg_path = p.with_name("config.json")
         if not cfg_path.is_file():
-            raise FileNotFoundError(f"{cfg_path}: missing beside {p}; save with crescendai.model.save_model")
+            raise ModelFileError(f"{cfg_path}: missing beside {p}; save with crescendai.model.save_model")
         cfg = read_json(cfg_path)
     if not p.is_file():
-        raise FileNotFoundError(f"{p}: weights file not found (run the stage that writes it, e.g. dvc repro)")
+        raise ModelFileError(f"{p}: weights file not found (run the stage that writes it, e.g. dvc repro)")
     if cfg.get("kind") not in ("backbone", "model"):
-        raise ValueError(f"{cfg_path}: 'kind' must be 'backbone' or 'model', got {cfg.get('kind')!r}")
+        raise ModelFileError(f"{cfg_path}: 'kind' must be 'backbone' or 'model', got {cfg.get('kind')!r}")
     return p, cfg
 
 
 def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Backbone | Model:
     """Load what :func:`save_model` wrote (a ``.pt`` path or its folder); returns it in eval mode."""
     p, cfg = _resolve(path)
-    backbone = Backbone(BackboneConfig(**cfg["backbone"]))
+    backbone = Backbone(section_from_dict(ModelParams, cfg["backbone"], f"{p.with_name('config.json')}: backbone"))
     module: Backbone | Model = backbone if cfg["kind"] == "backbone" else Model(backbone, HeadsConfig(**cfg["heads"]))
     state = torch.load(p, map_location=map_location, weights_only=True)
     module.load_state_dict(state)
