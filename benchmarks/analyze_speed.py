@@ -8,11 +8,11 @@ Measures, each in a fresh child process (so peak RSS is the analysis's own, impo
 - ``analyze_60min_peak_mb``     peak RSS for a 60-minute recording (the long-file memory check)
 - ``analyze_60min_sec``         its analysis time
 
-Times are the analysis itself (``tutor.analyze_file`` + report building, warm imports: the model is
+Times are the analysis itself (``analysis.analyze_file`` + report building, warm imports: the model is
 loaded and one short file analysed first); ``analyze_10min_cli_cold_sec`` is the whole CLI command
-(Python start, imports, model load, plots and HTML) for comparison. Limits: ≤ 10 s and ≤ 1024 MB
-(issue 7). The recording is a procedurally rendered piano piece (additive synthesis, 3/4 at
-100 bpm), tiled to length and written to a temporary FLAC block by block.
+(Python start, imports, model load, plots and HTML) for comparison. Limits: ≤ 10 s and ≤ 1024 MB.
+The recording is a procedurally rendered piano piece (additive synthesis, 3/4 at 100 bpm), tiled
+to length and written to a temporary FLAC block by block.
 
 Prints ``name, value, limit, ratio`` lines (ratio = value / limit; ≤ 1 meets the target).
 
@@ -111,17 +111,18 @@ def _bundle(model: str | None):
     """The tutor bundle, or a default-size random model (params.yaml `model` section) when absent."""
     import torch
 
-    from crescendai.tutor import analysis as tutor
+    from crescendai.tutor.bundle import Bundle, IdentityCalibration, load_bundle, split_model
+    from crescendai.tutor.scorer import TorchScorer
 
     if model and Path(model, "model.pt").is_file():
-        return tutor.load_bundle(model), f"bundle {model}"
+        return load_bundle(model), f"bundle {model}"
     from crescendai.core.config import load_params
     from crescendai.model import HeadsConfig, build_model
 
     torch.manual_seed(0)
     m = build_model(load_params().model, HeadsConfig()).eval()
-    backbone, head, _ = tutor.split_model(m)
-    return tutor.Bundle(tutor.TorchScorer(backbone, head), tutor.IdentityCalibration(), "random"), \
+    backbone, head, _ = split_model(m)
+    return Bundle(TorchScorer(backbone, head), IdentityCalibration(), "random"), \
         "random default-size model (models/tutor absent)"
 
 
@@ -130,15 +131,15 @@ def child(args: argparse.Namespace) -> None:
 
     torch.set_num_threads(THREADS)
     from crescendai.core.config import load_params
-    from crescendai.tutor import analysis as tutor
+    from crescendai.tutor.analysis import analyze_file
     from crescendai.tutor.report import build_report
 
     params = load_params().tutor
     bundle, desc = _bundle(args.model)
     if args.warm:
-        tutor.analyze_file(args.warm, bundle, score_path=args.warm_score, params=params)
+        analyze_file(args.warm, bundle, score_path=args.warm_score, params=params)
     t = time.perf_counter()
-    a = tutor.analyze_file(args.audio, bundle, score_path=args.score, params=params)
+    a = analyze_file(args.audio, bundle, score_path=args.score, params=params)
     build_report(a)
     sec = time.perf_counter() - t
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -10,8 +10,11 @@ import pytest
 
 from crescendai.cli import main
 from crescendai.core import dims
-from crescendai.tutor import analysis as tutor
+from crescendai.tutor import analysis
+from crescendai.tutor import bundle as bundle_mod
+from crescendai.tutor.bundle import Bundle, IdentityCalibration, load_bundle
 from crescendai.tutor.report import validate_report
+from crescendai.tutor.scorer import ScoreBatch
 from tutor_fixtures import piece, render, save_tiny_bundle, write_audio, write_score
 
 TIMING = dims.by_key("timing").index
@@ -94,6 +97,29 @@ def test_missing_model_says_run_dvc_repro(fx, capsys):
     assert rc == 2 and "dvc repro" in err and "--model" in err
 
 
+@pytest.mark.parametrize("case", ["meter", "model", "tempo"])
+def test_a_user_mistake_is_one_line_with_status_2(fx, capsys, case):
+    extra = {
+        "meter": ["--model", fx["bundle"], "--meter", "3:4"],
+        "model": ["--model", fx["dir"] / "no_model"],
+        "tempo": ["--model", fx["bundle"], "--tempo-hint", "5"],
+    }[case]
+    rc, out, err = run([fx["audio"], "--out", fx["dir"] / "rz", *extra], capsys)
+    assert rc == 2 and out == ""
+    assert err.startswith("crescendai analyze: error: ") and err.count("\n") == 1, err
+    assert {"meter": "--meter '3:4'", "model": "no_model", "tempo": "--tempo-hint"}[case] in err
+
+
+def test_an_unexpected_exception_keeps_its_traceback(fx, capsys, monkeypatch):
+    def boom(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(analysis, "analyze_file", boom)
+    with pytest.raises(RuntimeError, match="boom"):
+        main(["analyze", str(fx["audio"]), "--model", str(fx["bundle"]), "--out", str(fx["dir"] / "rb")])
+    assert "error:" not in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("case", ["mismatch", "musicxml", "meter", "missing"])
 def test_score_and_argument_errors(fx, capsys, case):
     extra = {
@@ -133,7 +159,7 @@ class OnsetTimingScorer:
             ioi = ioi[ioi > 0.08]
             cv = float(ioi.std() / ioi.mean()) if ioi.size >= 2 else 0.0
             base[i, TIMING] = np.clip(3 / 7 + 2.0 * cv, 1 / 7, 1)
-        return tutor.ScoreBatch(base, np.full((B, 19), 0.01, np.float32))
+        return ScoreBatch(base, np.full((B, 19), 0.01, np.float32))
 
     def saliency(self, db, weights, *, pad_mask=None):
         return np.full((db.shape[0], 16, 16), 1 / 256, np.float32)
@@ -145,8 +171,8 @@ def test_feedback_points_at_a_rendered_timing_fault(fx, capsys, monkeypatch):
     faulty = piece(16, 3, 100, seed=5, timing_jitter=0.003, fault_bars=(9, 12), fault_jitter=0.1)
     score = write_score(d / "fault_score.mid", clean)
     audio = write_audio(d / "fault_take.wav", render(faulty))
-    bundle = tutor.Bundle(scorer=OnsetTimingScorer(), calibration=tutor.IdentityCalibration(), path="oracle")
-    monkeypatch.setattr(tutor, "load_bundle", lambda *a, **k: bundle)
+    oracle = Bundle(scorer=OnsetTimingScorer(), calibration=IdentityCalibration(), path="oracle")
+    monkeypatch.setattr(bundle_mod, "load_bundle", lambda *a, **k: oracle)
     rc, out, err = run([audio, "--score", score, "--out", d / "fault", "--format", "json"], capsys)
     assert rc == 0, err
     rep = json.loads(out)
@@ -163,7 +189,7 @@ def test_feedback_points_at_a_rendered_timing_fault(fx, capsys, monkeypatch):
     assert not [f for f in json.loads(out)["feedback"] if "timing" in f["dims"]]
 
 
-class ValidatedIdentity(tutor.IdentityCalibration):
+class ValidatedIdentity(IdentityCalibration):
     """Identity maps with the validation record a calibrate stage stores: error and r per dimension."""
 
     def __init__(self, error: np.ndarray, r: np.ndarray) -> None:
@@ -181,8 +207,8 @@ def test_a_dimension_the_model_cannot_judge_gets_no_advice(fx, capsys, monkeypat
     r = np.full(19, 0.5)
     r[TIMING] = 0.05
     cal = ValidatedIdentity(np.full(19, 0.1), r)
-    bundle = tutor.Bundle(scorer=OnsetTimingScorer(), calibration=cal, path="oracle")
-    monkeypatch.setattr(tutor, "load_bundle", lambda *a, **k: bundle)
+    oracle = Bundle(scorer=OnsetTimingScorer(), calibration=cal, path="oracle")
+    monkeypatch.setattr(bundle_mod, "load_bundle", lambda *a, **k: oracle)
     rc, out, err = run([audio, "--score", score, "--out", d / "judge", "--format", "json"], capsys)
     assert rc == 0, err
     rep = json.loads(out)
@@ -209,7 +235,7 @@ def test_trained_model_hears_the_rendered_timing_fault(fx, tmp_path):
     faulty = piece(24, 3, 100, seed=5, timing_jitter=0.003, fault_bars=(9, 16), fault_jitter=0.1)
     score = write_score(tmp_path / "s.mid", clean)
     audio = write_audio(tmp_path / "t.wav", render(faulty))
-    a = tutor.analyze_file(audio, tutor.load_bundle(model), score_path=score)
+    a = analysis.analyze_file(audio, load_bundle(model), score_path=score)
     nums = np.asarray(a.units.labels)
     t = a.unit_scores[:, TIMING]
     fault = np.nanmedian(t[(nums >= 9) & (nums <= 16)])

@@ -25,7 +25,7 @@ def test_parse_meter():
     assert bars.parse_meter("3/4") == bars.Meter(3, 4)
     assert bars.parse_meter("6/8").beats == 2
     for bad in ("3-4", "0/4", "3/5", "x"):
-        with pytest.raises(ValueError, match="meter"):
+        with pytest.raises(bars.MeterError, match=f"--meter '{bad}'.*e.g. --meter 3/4"):
             bars.parse_meter(bad)
 
 

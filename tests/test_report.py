@@ -8,8 +8,9 @@ import json
 import numpy as np
 import pytest
 
-from crescendai.tutor import analysis as tutor
 from crescendai.tutor import feedback as fb
+from crescendai.tutor.analysis import analyze_file
+from crescendai.tutor.bundle import Bundle, IdentityCalibration, split_model
 from crescendai.tutor.report import (
     SchemaError,
     build_report,
@@ -18,6 +19,7 @@ from crescendai.tutor.report import (
     write_report,
 )
 from crescendai.tutor.report.schema import region_name
+from crescendai.tutor.scorer import TorchScorer
 from tutor_fixtures import piece, render, tiny_model, write_audio
 
 
@@ -25,9 +27,9 @@ from tutor_fixtures import piece, render, tiny_model, write_audio
 def analysis(tmp_path_factory):
     d = tmp_path_factory.mktemp("rep")
     audio = write_audio(d / "a.wav", render(piece(6, 3, 100, seed=2)))
-    backbone, head, _ = tutor.split_model(tiny_model())
-    bundle = tutor.Bundle(tutor.TorchScorer(backbone, head), tutor.IdentityCalibration(), "tiny")
-    a = tutor.analyze_file(audio, bundle, meter="3/4")
+    backbone, head, _ = split_model(tiny_model())
+    bundle = Bundle(TorchScorer(backbone, head), IdentityCalibration(), "tiny")
+    a = analyze_file(audio, bundle, meter="3/4")
     # add one feedback line so every part of the report is exercised
     a.lines = [fb.Line(first=1, last=2, spans=(), severity=0.1, confidence=0.9, dims=(0, 18))]
     return a

@@ -9,7 +9,19 @@ import torch
 from crescendai.core import dims
 from crescendai.core.audio import WINDOW_SEC, windows_from_waveform
 from crescendai.evaluate.calibration import Calibrator
-from crescendai.tutor import analysis as tutor
+from crescendai.tutor.analysis import analyze_windows_of_file
+from crescendai.tutor.bundle import IdentityCalibration, ModelError, load_bundle, split_model
+from crescendai.tutor.saliency import add_saliency, saliency_weights
+from crescendai.tutor.scorer import SAL_F, SAL_T, TorchScorer
+from crescendai.tutor.series import (
+    WindowSeries,
+    calibrate_std,
+    judged_dims,
+    mark_quiet,
+    per_bar,
+    pool,
+    score_windows,
+)
 from tutor_fixtures import save_tiny_bundle, tiny_model
 
 
@@ -20,14 +32,14 @@ def _db(n: int, seed: int = 0) -> np.ndarray:
 
 def test_torch_scorer_shapes_uncertainty_and_saliency():
     m = tiny_model()
-    backbone, head, _ = tutor.split_model(m)
-    sc = tutor.TorchScorer(backbone, head)
+    backbone, head, _ = split_model(m)
+    sc = TorchScorer(backbone, head)
     b = sc.score(_db(5), mc_samples=8)
     assert b.mean.shape == b.std.shape == (5, 19)
     assert np.all((b.mean >= dims.LABEL_MIN - 1e-6) & (b.mean <= 1 + 1e-6))
     assert np.all(b.std >= 0) and b.std.mean() > 0  # dropout in the head gives a spread
-    sal = sc.saliency(_db(5), tutor.saliency_weights(b.mean))
-    assert sal.shape == (5, tutor.SAL_T, tutor.SAL_F)
+    sal = sc.saliency(_db(5), saliency_weights(b.mean))
+    assert sal.shape == (5, SAL_T, SAL_F)
     np.testing.assert_allclose(sal.sum(axis=(1, 2)), 1.0, rtol=1e-4)
     # deterministic mean = the model's eval output
     with torch.no_grad():
@@ -37,11 +49,11 @@ def test_torch_scorer_shapes_uncertainty_and_saliency():
 
 
 def test_backbone_runs_once_per_window_and_mc_only_on_the_head():
-    backbone, head, _ = tutor.split_model(tiny_model())
+    backbone, head, _ = split_model(tiny_model())
     calls = {"backbone": 0, "head": 0}
     backbone.register_forward_hook(lambda *a: calls.__setitem__("backbone", calls["backbone"] + 1))
     head.register_forward_hook(lambda *a: calls.__setitem__("head", calls["head"] + 1))
-    tutor.TorchScorer(backbone, head).score(_db(6), mc_samples=20)
+    TorchScorer(backbone, head).score(_db(6), mc_samples=20)
     assert calls == {"backbone": 1, "head": 2}  # one deterministic pass + one batched MC pass
 
 
@@ -50,7 +62,7 @@ def test_saliency_weights_pick_the_worst_problem_dims():
     mean[0, dims.by_key("timing").index] = 0.95  # very unstable
     mean[0, dims.by_key("balance").index] = 0.2  # very disproportioned (problem pole: low)
     mean[0, dims.by_key("mood_valence").index] = 1.0  # no problem pole: never chosen
-    w = tutor.saliency_weights(mean, top_k=2)
+    w = saliency_weights(mean, top_k=2)
     assert w[0, dims.by_key("timing").index] == 1 and w[0, dims.by_key("balance").index] == -1
     assert np.count_nonzero(w) == 2
 
@@ -63,13 +75,13 @@ class LinearCal:
 def test_calibrated_std_follows_the_slope_and_pooling():
     raw = np.full((4, 19), 0.3)
     std = np.full((4, 19), 0.05)
-    np.testing.assert_allclose(tutor.calibrate_std(LinearCal(), raw, std), 0.1, rtol=1e-5)
+    np.testing.assert_allclose(calibrate_std(LinearCal(), raw, std), 0.1, rtol=1e-5)
     vals = np.array([0.1, 0.2, 0.3, 0.4, 10.0])  # one outlier window
-    s = tutor.WindowSeries(
+    s = WindowSeries(
         start_sec=np.arange(5.0), raw=np.tile(vals[:, None], 19), scores=np.tile(vals[:, None], 19),
         std=np.zeros((5, 19)), saliency=np.zeros((5, 16, 16)), pad_fraction=np.zeros(5),
         valid=np.ones(5, bool), duration_sec=8.0, hop_sec=1.0)
-    p = tutor.pool(s, trim=0.2)
+    p = pool(s, trim=0.2)
     assert p.median[0] == pytest.approx(0.3) and p.trimmed_mean[0] == pytest.approx(0.3)
     assert p.quantiles.shape == (5, 19) and p.spread[0] == pytest.approx(0.2)
     assert np.all(p.uncertainty == 0) and p.model_error is None  # no validation record: MC only
@@ -77,28 +89,28 @@ def test_calibrated_std_follows_the_slope_and_pooling():
     err = np.full(19, 0.04)
     r = np.where(np.arange(19) % 2 == 0, 0.35, 0.05)
     r[4] = np.nan  # not measurable (constant labels): not judged
-    p = tutor.pool(s, trim=0.2, model_error=err, validation_r=r)
+    p = pool(s, trim=0.2, model_error=err, validation_r=r)
     np.testing.assert_allclose(p.uncertainty, 0.05, rtol=1e-5)  # √(0.03² + 0.04²)
-    judged = tutor.judged_dims(p.validation_r, 0.2)
+    judged = judged_dims(p.validation_r, 0.2)
     assert judged.tolist() == [i % 2 == 0 and i != 4 for i in range(19)]
-    assert tutor.judged_dims(None, 0.2).all()
+    assert judged_dims(None, 0.2).all()
 
 
 def test_score_windows_streams_and_per_bar_weighting():
     y = (np.random.default_rng(0).normal(0, 0.1, 22050 * 8)).astype(np.float32)
     w = windows_from_waveform(y, 1.0)
-    backbone, head, _ = tutor.split_model(tiny_model())
+    backbone, head, _ = split_model(tiny_model())
     parts = [type(w)(w.db[:3], w.pad_mask[:3], w.start_sec[:3], 8.0),
              type(w)(w.db[3:], w.pad_mask[3:], w.start_sec[3:], 8.0)]
     seen = []
-    s = tutor.score_windows(parts, tutor.TorchScorer(backbone, head), Calibrator.identity(),
+    s = score_windows(parts, TorchScorer(backbone, head), Calibrator.identity(),
                             hop_sec=1.0, mc_samples=4, batch_size=2, progress=seen.append)
     assert len(s) == len(w) and s.scores.shape == (len(w), 19) and seen[-1] == pytest.approx(8.0)
     assert s.valid.sum() == np.count_nonzero(w.pad_fraction <= 0.5)
     # per-bar: a bar covered only by window 0 gets window 0's values
     vals = np.arange(len(s), dtype=float)[:, None]
     s.valid[:] = True
-    out, cov = tutor.per_bar(s, np.array([0.0, 0.0]), np.array([0.5, WINDOW_SEC + 0.5]), vals)
+    out, cov = per_bar(s, np.array([0.0, 0.0]), np.array([0.5, WINDOW_SEC + 0.5]), vals)
     assert out[0, 0] == pytest.approx(0.0) and cov[0] == pytest.approx(0.5)
     assert 0 < out[1, 0] < 1
 
@@ -106,40 +118,43 @@ def test_score_windows_streams_and_per_bar_weighting():
 def test_mark_quiet_excludes_a_silent_gap():
     from crescendai.core.audio import FRAME_SEC
 
-    s = tutor.WindowSeries(
+    s = WindowSeries(
         start_sec=np.arange(10.0), raw=np.zeros((10, 19)), scores=np.zeros((10, 19)),
         std=np.zeros((10, 19)), saliency=np.zeros((10, 16, 16)), pad_fraction=np.zeros(10),
         valid=np.ones(10, bool), duration_sec=13.0, hop_sec=1.0)
     level = np.zeros(int(13 / FRAME_SEC))
     level[int(3 / FRAME_SEC): int(9.5 / FRAME_SEC)] = -90  # silence from 3 s to 9.5 s
-    tutor.mark_quiet(s, level)
+    mark_quiet(s, level)
     assert list(np.flatnonzero(~s.valid)) == [3, 4, 5, 6]
 
 
 def test_load_bundle_errors_and_success(tmp_path):
-    with pytest.raises(tutor.ModelError, match="dvc repro"):
-        tutor.load_bundle(tmp_path / "nothing")
+    with pytest.raises(ModelError, match="dvc repro"):
+        load_bundle(tmp_path / "nothing")
     bad = tmp_path / "bad"
     bad.mkdir()
     (bad / "model.pt").write_bytes(b"not a model")
-    with pytest.raises(tutor.ModelError, match="cannot load the model"):
-        tutor.load_bundle(bad)
-    b = tutor.load_bundle(save_tiny_bundle(tmp_path / "ok"))
-    assert not isinstance(b.calibration, tutor.IdentityCalibration)
+    with pytest.raises(ModelError, match="cannot load the model"):
+        load_bundle(bad)
+    b = load_bundle(save_tiny_bundle(tmp_path / "ok"))
+    assert not isinstance(b.calibration, IdentityCalibration)
     assert b.scorer.score(_db(2), mc_samples=3).mean.shape == (2, 19)
+    (tmp_path / "ok" / "calibration.json").write_text("{}")
+    with pytest.raises(ModelError, match="calibration.json: cannot load calibration"):
+        load_bundle(tmp_path / "ok")
 
 
 def test_add_saliency_only_for_targets(tmp_path):
     from tutor_fixtures import piece, render, write_audio
 
     audio = write_audio(tmp_path / "a.wav", render(piece(6, 3, 100, seed=2)))
-    backbone, head, _ = tutor.split_model(tiny_model())
-    sc = tutor.TorchScorer(backbone, head)
-    s = tutor.analyze_windows_of_file(audio, sc, Calibrator.identity(), mc_samples=2)
+    backbone, head, _ = split_model(tiny_model())
+    sc = TorchScorer(backbone, head)
+    s = analyze_windows_of_file(audio, sc, Calibrator.identity(), mc_samples=2)
     assert not s.saliency_done.any()
     w = np.zeros(19, np.float32)
     w[0] = 1
-    tutor.add_saliency(audio, s, sc, [(np.array([2, 3, 4]), w), (np.array([7]), w)], max_windows=3)
+    add_saliency(audio, s, sc, [(np.array([2, 3, 4]), w), (np.array([7]), w)], max_windows=3)
     assert s.saliency_done.sum() == 3 and not s.saliency_done[:2].any()
     done = s.saliency[s.saliency_done].astype(np.float32)
     np.testing.assert_allclose(done.sum(axis=(1, 2)), 1.0, rtol=1e-2)

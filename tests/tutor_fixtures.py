@@ -1,7 +1,7 @@
 """Small rendered fixtures for the tutor tests: a MIDI score with bar lines and its audio.
 
-Audio is rendered with ``crescendai.synth`` when its MIDI renderer is available, else with a tiny
-additive piano (decaying harmonics) so the tests never depend on another engineer's progress.
+Audio is rendered with a tiny additive piano (decaying harmonics), so the tests do not depend on
+``crescendai.synth``.
 """
 
 from __future__ import annotations

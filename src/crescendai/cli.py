@@ -110,7 +110,8 @@ def analyze(args: argparse.Namespace) -> int:
 
     from crescendai.core.audio import AudioError
     from crescendai.core.config import seed_everything
-    from crescendai.tutor.analysis import analyze_file, load_bundle
+    from crescendai.tutor.analysis import analyze_file
+    from crescendai.tutor.bundle import load_bundle
     from crescendai.tutor.report import build_report, text_report, write_report
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -41,6 +41,10 @@ class ScoreError(CrescendAIError):
         super().__init__(f"{self.path}: {reason}")
 
 
+class MeterError(CrescendAIError):
+    """A time signature (``--meter``) is not one; the message quotes it and shows the format."""
+
+
 @dataclass(frozen=True)
 class Meter:
     """A time signature; ``beats`` is what a beat tracker counts per bar (2 for 6/8, 3 for 9/8)."""
@@ -59,13 +63,19 @@ class Meter:
 
 
 def parse_meter(text: str) -> Meter:
-    """``"3/4"`` → ``Meter(3, 4)``; raises :class:`ScoreError` explaining the format otherwise."""
+    """``"3/4"`` → ``Meter(3, 4)``.
+
+    Raises:
+        MeterError: ``text`` is not ``N/D`` with N in 1–32 and D a power of two up to 32.
+    """
     try:
         a, b = (int(x) for x in text.strip().split("/"))
     except ValueError:
-        raise ScoreError(f"--meter {text!r}: not like 3/4 or 6/8") from None
+        raise MeterError(f"--meter {text!r}: not a time signature; write it as N/D, e.g. "
+                         "--meter 3/4 or --meter 6/8") from None
     if not (1 <= a <= 32 and b in (1, 2, 4, 8, 16, 32)):
-        raise ScoreError(f"--meter {text!r}: numerator 1–32 and denominator a power of two up to 32")
+        raise MeterError(f"--meter {text!r}: the numerator must be 1–32 and the denominator a power "
+                         "of two up to 32, e.g. --meter 3/4")
     return Meter(a, b)
 
 
@@ -116,48 +126,51 @@ class FrameFeatures:
 def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> FrameFeatures:
     """One streamed pass over ``path``: level, onset envelope and optionally chroma per frame.
 
+    Equal to librosa's centred STFT of the whole file (``n_fft`` 2048, hop 512, periodic Hann,
+    zero padding at both ends), computed block by block (10-s blocks, ``n_fft − hop`` samples
+    carried over) so memory does not grow with the file. Per frame: ``level_db`` = 10·log10 of the
+    summed power spectrum; ``onset`` = ``librosa.onset.onset_strength`` (lag 1, no max filter,
+    mean over bands) of the 128-band log-mel power (dB, floor −100); ``chroma`` =
+    ``librosa.feature.chroma_stft`` of the power spectrum (A440 tuning, each frame max-normalised).
+
     Raises:
         AudioError: as :func:`crescendai.core.audio.stream_audio`.
     """
     import librosa
-    import scipy.fft
 
-    mel_fb = librosa.filters.mel(sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
-    chroma_fb = librosa.filters.chroma(sr=SAMPLE_RATE, n_fft=N_FFT) if chroma else None
-    window = np.hanning(N_FFT + 1)[:-1].astype(np.float32)  # periodic Hann, as librosa
-    buf = np.zeros(N_FFT // 2, np.float32)
     levels, onsets, chromas = [], [], []
-    prev = None
+    prev_mel_db: np.ndarray | None = None  # [128, 1]: the frame before the current block
+    buf = np.zeros(N_FFT // 2, np.float32)  # centring: the signal starts N_FFT / 2 into frame 0
     total = 0
 
-    def consume(buf: np.ndarray, final: bool):
-        nonlocal prev
+    def consume(buf: np.ndarray) -> np.ndarray:
+        """Features of every whole frame in ``buf``; returns the samples the next frame needs."""
+        nonlocal prev_mel_db
         n = 0 if buf.size < N_FFT else 1 + (buf.size - N_FFT) // HOP_LENGTH
         if n == 0:
             return buf
-        frames = np.lib.stride_tricks.sliding_window_view(buf, N_FFT)[::HOP_LENGTH][:n]
-        S = np.abs(scipy.fft.rfft(frames * window, axis=1)) ** 2  # (n, 1025) float32
-        levels.append(10 * np.log10(S.sum(axis=1) + 1e-10))
-        mdb = 10 * np.log10(np.maximum(S @ mel_fb.T, 1e-10))  # (n, 128)
-        mdb = np.maximum(mdb, -100.0)
-        first = mdb[:1] if prev is None else prev
-        flux = np.maximum(0.0, np.diff(np.vstack([first, mdb]), axis=0)).mean(axis=1)
-        onsets.append(flux.astype(np.float32))
-        prev = mdb[-1:]
-        if chroma_fb is not None:
-            c = S @ chroma_fb.T  # (n, 12)
-            chromas.append((c / np.maximum(c.max(axis=1, keepdims=True), 1e-10)).astype(np.float32))
+        S = np.abs(librosa.stft(buf, n_fft=N_FFT, hop_length=HOP_LENGTH, center=False)) ** 2  # [1025, n]
+        levels.append(librosa.power_to_db(S.sum(axis=0), amin=1e-10, top_db=None))
+        mel = librosa.feature.melspectrogram(S=S, sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
+        mel_db = librosa.power_to_db(mel, amin=1e-10, top_db=None)  # [128, n], >= -100 dB
+        prev = mel_db[:, :1] if prev_mel_db is None else prev_mel_db  # frame 0 follows itself: onset 0
+        onset = librosa.onset.onset_strength(S=np.hstack([prev, mel_db]), lag=1, max_size=1,
+                                             aggregate=np.mean, center=False)[1:]  # [n]
+        onsets.append(onset.astype(np.float32))
+        prev_mel_db = mel_db[:, -1:]
+        if chroma:
+            chromas.append(librosa.feature.chroma_stft(S=S, sr=SAMPLE_RATE, n_fft=N_FFT, tuning=0.0)
+                           .astype(np.float32))
         return buf[n * HOP_LENGTH:]
 
     for block in stream_audio(path, block_sec=10.0):
         total += block.size
-        buf = consume(np.concatenate([buf, block]), False)
-    buf = np.concatenate([buf, np.zeros(N_FFT // 2, np.float32)])
-    consume(buf, True)
+        buf = consume(np.concatenate([buf, block]))
+    consume(np.concatenate([buf, np.zeros(N_FFT // 2, np.float32)]))
     T = 1 + total // HOP_LENGTH
     level = np.concatenate(levels)[:T] if levels else np.zeros(0, np.float32)
     onset = np.concatenate(onsets)[:T] if onsets else np.zeros(0, np.float32)
-    ch = np.concatenate(chromas)[:T].T if chromas else None
+    ch = np.concatenate(chromas, axis=1)[:, :T] if chromas else None
     return FrameFeatures(level_db=level, onset=onset, chroma=ch, duration_sec=total / SAMPLE_RATE)
 
 
@@ -255,7 +268,7 @@ def read_score(path: str | os.PathLike[str], meter: Meter | None = None) -> Scor
     suffix = p.suffix.lower()
     if suffix in (".musicxml", ".xml", ".mxl"):
         raise ScoreError(
-            p, "MusicXML scores are not supported yet; only MIDI scores (.mid) are. Export the score "
+            p, "MusicXML scores are not supported; only MIDI scores (.mid) are. Export the score "
             "as MIDI (e.g. MuseScore: File → Export → MIDI) and pass the .mid file",
         )
     if suffix not in (".mid", ".midi"):

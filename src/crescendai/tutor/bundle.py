@@ -1,0 +1,154 @@
+"""The trained tutor bundle (``models/tutor/``): a scorer over the model and its calibration.
+
+A bundle folder holds ``model.pt`` (+ ``config.json``), written by ``crescendai.model.save_model``,
+and ``calibration.json``, written by ``crescendai.evaluate.calibration.Calibrator.save``.
+:func:`load_bundle` turns it into a :class:`Bundle`; every way the folder can be unusable is a
+:class:`ModelError` naming the file and the fix.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import numpy as np
+
+from crescendai.core.errors import CrescendAIError
+from crescendai.tutor.scorer import Scorer, TorchScorer
+
+log = logging.getLogger(__name__)
+
+
+class ModelError(CrescendAIError):
+    """The model bundle is missing or unusable; the message names the folder and the fix."""
+
+
+class Calibration(Protocol):
+    """Per-dimension monotone map from raw to calibrated scores (both [N, 19]), with the model's
+    validation record when the calibrate stage measured it: ``error`` [19] (out-of-fold RMSE, label
+    scale) and ``r`` [19] (out-of-fold Pearson r), else None."""
+
+    error: np.ndarray | None
+    r: np.ndarray | None
+
+    def transform(self, scores: np.ndarray) -> np.ndarray: ...
+
+
+class IdentityCalibration:
+    """No calibration (a bundle without ``calibration.json``, and tests); no validation record."""
+
+    error: np.ndarray | None = None
+    r: np.ndarray | None = None
+
+    def transform(self, scores: np.ndarray) -> np.ndarray:
+        return np.asarray(scores, dtype=np.float32)
+
+
+@dataclass
+class Bundle:
+    """A loaded tutor bundle: the scorer, its calibration, the folder it came from (``path``) and
+    ``info`` (``dropout``: the head's dropout probability, ``n_params``: parameter count)."""
+
+    scorer: Scorer
+    calibration: Calibration
+    path: str
+    info: dict = field(default_factory=dict)
+
+
+def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu") -> Bundle:
+    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``) onto ``device``.
+
+    A missing ``calibration.json`` gives :class:`IdentityCalibration` (logged as a warning).
+
+    Raises:
+        ModelError: the folder or ``model.pt`` is missing; ``model.pt`` cannot be loaded or is not a
+            model with a score head; ``calibration.json`` cannot be read.
+    """
+    from crescendai.model import load_model
+
+    p = Path(path)
+    model_file = p / "model.pt"
+    if not model_file.is_file():
+        raise ModelError(
+            f"{p}: no trained model here (model.pt missing); run `uv run dvc repro` first "
+            "or pass --model DIR pointing at a tutor bundle"
+        )
+    try:
+        model = load_model(p, map_location=device)
+    except Exception as err:  # any failure to read model.pt: the file is damaged or from another version
+        raise ModelError(
+            f"{model_file}: cannot load the model ({type(err).__name__}: {err}); "
+            "re-run `uv run dvc repro` to rebuild it"
+        ) from None
+    try:
+        backbone, head, info = split_model(model)
+    except ModelError as err:
+        raise ModelError(f"{model_file}: {err}; pass --model DIR pointing at a tutor bundle "
+                         "(models/tutor)") from None
+    calibration: Calibration = IdentityCalibration()
+    cal_path = p / "calibration.json"
+    if cal_path.is_file():
+        calibration = load_calibration(cal_path)
+    else:
+        log.warning("%s missing: scores are uncalibrated", cal_path)
+    scorer = TorchScorer(backbone, head, device=device,
+                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1))
+    return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info)
+
+
+def load_calibration(path: Path) -> Calibration:
+    """The calibrator stored at ``path`` (``calibration.json``).
+
+    Raises:
+        ModelError: the file is not a calibration file (names it and says to re-run the stage).
+    """
+    from crescendai.evaluate.calibration import Calibrator
+
+    try:
+        return Calibrator.load(path)
+    except ValueError as err:
+        raise ModelError(str(err)) from None
+
+
+def _corn_score_head(corn):
+    """A torch module wrapping a CORN head: embeddings [B, D] → expected labels [B, 19], like the
+    regression head."""
+    import torch
+
+    from crescendai.model import corn_to_score
+
+    class CornScores(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.corn = corn
+
+        def forward(self, emb):
+            return corn_to_score(self.corn(emb))  # (B, 19)
+
+    return CornScores()
+
+
+def split_model(m):
+    """(backbone, 19-score head, info) of a ``crescendai.model.Model``: the regression head, or the
+    CORN head turned into expected labels when there is no regression head; ``info`` as in
+    :class:`Bundle`.
+
+    Raises:
+        ModelError: ``m`` has no backbone and heads, or no head that gives scores.
+    """
+    heads = getattr(m, "heads", None)
+    backbone = getattr(m, "backbone", None)
+    if backbone is None or heads is None:
+        raise ModelError("the model has no .backbone / .heads; it is not a crescendai.model.Model")
+    if "regression" in heads:
+        head = heads["regression"]
+    elif "corn" in heads:
+        head = _corn_score_head(heads["corn"])
+    else:
+        raise ModelError("the model has neither a regression nor a CORN head; cannot score windows")
+    info = {"dropout": float(getattr(getattr(m, "heads_cfg", None), "dropout", 0.1)),
+            "n_params": int(sum(q.numel() for q in m.parameters()))}
+    return backbone, head, info

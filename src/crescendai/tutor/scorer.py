@@ -1,0 +1,147 @@
+"""The model interface of the analysis: a :class:`Scorer` turns contract windows into raw scores.
+
+The :class:`Scorer` protocol is the only thing the analysis needs from a model, so tests drive it
+with a tiny random model or a hand-written stand-in, and the CLI with the trained bundle
+(:class:`TorchScorer` over ``crescendai.model``). :class:`TorchScorer` runs the backbone once per
+window, without autograd (inference mode); MC dropout samples only the small head on those
+features, so uncertainty costs ``mc_samples`` head passes (one batched call), not backbone passes.
+
+Saliency is gradient × input on the dB window, pooled to a :data:`SAL_T` × :data:`SAL_F` grid
+(8 frames × 8 mel bands per cell).
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from crescendai.core import dims
+from crescendai.core.audio import DB_FLOOR, N_MELS, WINDOW_FRAMES
+
+SAL_T: int = 16
+"""Saliency grid rows (time): 8 frames ≈ 0.19 s each."""
+SAL_F: int = 16
+"""Saliency grid columns (mel bands): 8 mel bands each, low → high frequency."""
+
+
+@dataclass(frozen=True)
+class ScoreBatch:
+    """Scores of a batch of windows (raw, i.e. before calibration).
+
+    Attributes:
+        mean: float32 [B, 19], deterministic (dropout off) prediction on the label scale [1/7, 1].
+        std: float32 [B, 19], MC-dropout standard deviation (>= 0) of the head's prediction.
+    """
+
+    mean: np.ndarray
+    std: np.ndarray
+
+
+class Scorer(Protocol):
+    """Anything that scores contract windows: ``db`` float32 [B, 128, 128] in [-80, 0] dB,
+    ``pad_mask`` optional bool [B, 128] (True = padded frame)."""
+
+    def score(self, db: np.ndarray, *, mc_samples: int, pad_mask: np.ndarray | None = None
+              ) -> ScoreBatch: ...
+
+    def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
+                 ) -> np.ndarray:
+        """float32 [B, 16, 16] (time cell, mel cell): |gradient × input| of ``Σ_d weights[b, d] ·
+        score[b, d]``, each window normalised to sum 1 (all zeros if the gradient is zero)."""
+        ...
+
+
+def pool_saliency(gx: np.ndarray) -> np.ndarray:
+    """|grad × input| [B, 128, 128] → [B, 16, 16] cell sums, each window normalised to sum 1."""
+    B = gx.shape[0]
+    a = np.abs(gx).reshape(B, SAL_T, WINDOW_FRAMES // SAL_T, SAL_F, N_MELS // SAL_F).sum(axis=(2, 4))
+    s = a.sum(axis=(1, 2), keepdims=True)
+    return np.where(s > 0, a / np.maximum(s, 1e-12), 0.0).astype(np.float32)
+
+
+class TorchScorer:
+    """A :class:`Scorer` over a torch ``backbone`` (db [B,128,128] → features [B,D]) and a
+    ``head`` (features → raw scores [B,19]).
+
+    :meth:`score` runs the backbone once per window in eval + inference mode; MC dropout then runs
+    the head ``mc_samples`` times (one batched call) on those features with only its dropout layers
+    in train mode. A head without dropout layers gets feature dropout with
+    probability ``fallback_dropout`` (so the uncertainty is never silently zero).
+    """
+
+    def __init__(
+        self,
+        backbone,
+        head,
+        *,
+        fallback_dropout: float = 0.1,
+        device: str = "cpu",
+        seed: int = 0,
+    ) -> None:
+        import torch
+
+        self.backbone = backbone.to(device).eval()
+        self.head = head.to(device).eval()
+        self.device = device
+        self.fallback_dropout = fallback_dropout
+        self._dropouts = [m for m in self.head.modules() if isinstance(m, torch.nn.Dropout)]
+        self._gen = torch.Generator(device=device).manual_seed(seed)
+        try:
+            self._takes_mask = len(inspect.signature(self.backbone.forward).parameters) >= 2
+        except (TypeError, ValueError):  # pragma: no cover
+            self._takes_mask = False
+
+    def _features(self, x, pad_mask):
+        import torch
+
+        if pad_mask is not None and self._takes_mask and bool(np.any(pad_mask)):
+            return self.backbone(x, torch.as_tensor(np.asarray(pad_mask, bool), device=self.device))
+        return self.backbone(x)  # (B, D)
+
+    def score(self, db: np.ndarray, *, mc_samples: int, pad_mask: np.ndarray | None = None
+              ) -> ScoreBatch:
+        import torch
+
+        with torch.inference_mode():
+            x = torch.as_tensor(np.asarray(db, np.float32), device=self.device)
+            feats = self._features(x, pad_mask)  # (B, D): the one backbone pass
+            mean = self.head(feats).float().cpu().numpy()  # (B, 19)
+            std = self._mc_std(feats, mc_samples)
+        return ScoreBatch(mean=mean.astype(np.float32), std=std)
+
+    def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
+                 ) -> np.ndarray:
+        import torch
+
+        x = torch.as_tensor(np.asarray(db, np.float32), device=self.device).requires_grad_(True)
+        out = self.head(self._features(x, pad_mask))  # (B, 19)
+        w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
+        (grad,) = torch.autograd.grad((out * w).sum(), x)
+        return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)
+
+    def _mc_std(self, feats, mc_samples: int) -> np.ndarray:
+        """float32 [B, 19] std over ``mc_samples`` dropout draws of the head (zeros when <= 1)."""
+        import torch
+
+        if mc_samples <= 1:
+            return np.zeros((feats.shape[0], dims.N_DIMS), np.float32)
+        with torch.no_grad():
+            # (S·B, D): all samples in one head pass
+            rep = feats.repeat(mc_samples, 1)
+            if self._dropouts:
+                for m in self._dropouts:
+                    m.train()
+                try:
+                    samples = self.head(rep)  # dropout draws from torch's global RNG (seeded by the CLI)
+                finally:
+                    for m in self._dropouts:
+                        m.eval()
+            else:
+                p = self.fallback_dropout
+                keep = (torch.rand(rep.shape, generator=self._gen, device=rep.device) >= p).float()
+                samples = self.head(rep * keep / (1 - p))
+            samples = samples.view(mc_samples, feats.shape[0], -1)  # (S, B, 19)
+            return samples.std(dim=0).float().cpu().numpy().astype(np.float32)
