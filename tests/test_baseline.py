@@ -4,10 +4,10 @@ import numpy as np
 
 from crescendai.evaluate.audio_features import (
     N_WINDOW_FEATURES,
-    ridge_cv_predict,
     segment_features,
     window_features,
 )
+from crescendai.evaluate.ridge import make_ridge, ridge_cv_predict
 
 
 def test_window_features_shape_and_finite():
@@ -30,3 +30,6 @@ def test_ridge_cv_learns_linear_signal_and_respects_folds():
     assert np.isnan(oof[is_test]).all() and np.isfinite(oof[~is_test]).all()
     assert np.isnan(test[~is_test]).all() and np.isfinite(test[is_test]).all()
     assert np.corrcoef(oof[~is_test, 0], Y[~is_test, 0])[0, 1] > 0.9
+    for k in range(4):  # each held-out fold is predicted by a model fitted on the other folds only
+        held, fit = ~is_test & (folds == k), ~is_test & (folds != k)
+        np.testing.assert_array_equal(oof[held], make_ridge().fit(X[fit], Y[fit]).predict(X[held]))

@@ -6,8 +6,11 @@ import numpy as np
 import pytest
 from sklearn.isotonic import IsotonicRegression
 
+from crescendai.core import columns
+from crescendai.core.files import read_json
 from crescendai.evaluate.calibration import (
     Calibrator,
+    calibrate_tutor,
     calibration_report,
     cross_fitted_error,
     expected_calibration_error,
@@ -27,9 +30,9 @@ def test_matches_sklearn_and_roundtrips(miscalibrated, tmp_path):
     raw, y = miscalibrated
     cal = Calibrator.fit(raw, y)
     iso = IsotonicRegression(y_min=1 / 7, y_max=1.0, out_of_bounds="clip").fit(raw[:, 3], y[:, 3])
-    probe = np.linspace(0, 1, 50)
-    grid = np.tile(probe[:, None], (1, 19))
-    assert np.allclose(cal.transform(grid)[:, 3], iso.predict(probe))
+    x = np.linspace(0, 1, 50)
+    grid = np.tile(x[:, None], (1, 19))
+    assert np.allclose(cal.transform(grid)[:, 3], iso.predict(x))
     cal.save(tmp_path / "c.json")
     json.loads((tmp_path / "c.json").read_text())
     assert np.allclose(Calibrator.load(tmp_path / "c.json").transform(grid), cal.transform(grid))
@@ -80,10 +83,34 @@ def test_cross_fitted_error_is_the_held_out_error(miscalibrated, tmp_path):
     cal.save(tmp_path / "c.json")
     back = Calibrator.load(tmp_path / "c.json")
     assert np.allclose(back.error, err, atol=1e-6) and np.isnan(back.r).all()
-    old = json.loads((tmp_path / "c.json").read_text())
-    for dim in old["dims"]:
+    bare = json.loads((tmp_path / "c.json").read_text())
+    for dim in bare["dims"]:
         del dim["error"], dim["r"]
-    (tmp_path / "old.json").write_text(json.dumps(old))
-    assert Calibrator.load(tmp_path / "old.json").error is None  # a bundle from before: no error
+    (tmp_path / "bare.json").write_text(json.dumps(bare))
+    assert Calibrator.load(tmp_path / "bare.json").error is None  # a file without them: no error
     Calibrator.identity().save(tmp_path / "id.json")
     assert Calibrator.load(tmp_path / "id.json").r is None  # unknown stays unknown, not NaN
+
+
+def test_calibrate_tutor_picks_the_better_variant_and_writes_the_bundle(miscalibrated, tmp_path):
+    import pandas as pd
+
+    raw, y = miscalibrated
+    noise = np.random.default_rng(4).uniform(0.2, 0.9, y.shape)
+    ids = {"level": "segment", "set": np.where(np.arange(200) < 160, "oof", "test"), "fold": np.arange(200) % 4,
+           "item": [f"s{i:03d}" for i in range(200)], "performer_id": np.arange(200) % 8, "passage_id": 0}
+    for variant, pred in (("ssl", noise), ("scratch", raw)):
+        d = tmp_path / "models" / f"finetune_{variant}"
+        d.mkdir(parents=True)
+        frame = pd.DataFrame({**ids, **dict(zip(columns.LABELS, y.T, strict=True)),
+                              **dict(zip(columns.PREDICTIONS, pred.T, strict=True))})
+        frame.to_csv(d / "predictions.csv", index=False)
+        (d / "model.pt").write_bytes(variant.encode())
+        (d / "config.json").write_text('{"kind": "model"}')
+    metrics = calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "auto", 5)
+    assert metrics["variant"] == "scratch" and metrics["cv_median_r"]["scratch"] > metrics["cv_median_r"]["ssl"]
+    assert metrics["test"]["set"] == "test" and metrics["test"]["ece_after"] < metrics["test"]["ece_before"]
+    assert (tmp_path / "tutor" / "model.pt").read_bytes() == b"scratch"
+    assert read_json(tmp_path / "tutor" / "config.json")["variant"] == "scratch"
+    assert Calibrator.load(tmp_path / "tutor" / "calibration.json").error is not None
+    assert (tmp_path / "plots" / "calibration.csv").is_file() and (tmp_path / "plots" / "calibration.png").is_file()

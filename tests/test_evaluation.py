@@ -42,10 +42,17 @@ def test_pairwise_accuracy_within_piece_only():
 def test_cluster_bootstrap_keeps_whole_groups():
     rng = np.random.default_rng(0)
     groups = np.repeat(["a", "b", "c"], [2, 3, 5])
-    for idx in ev.bootstrap_indices(10, 20, rng, groups):
+    for idx in ev.cluster_resamples(groups, 20, rng):
         picked = groups[idx]
         for g in np.unique(picked):
             assert (picked == g).sum() % (groups == g).sum() == 0
+
+
+def test_segment_bootstrap_draws_rows_with_replacement():
+    """The seed's generator draws the resamples as one [n_boot, n] block of row indices."""
+    dist = ev.bootstrap_distribution(lambda idx: float(idx @ np.arange(60)), 60, 30, seed=3)
+    ref = np.random.default_rng(3).integers(0, 60, (30, 60)) @ np.arange(60)
+    np.testing.assert_array_equal(dist, ref)
 
 
 def test_bootstrap_ci_brackets_value(data):

@@ -1,4 +1,4 @@
-"""The peer baseline: hand-crafted audio features of the contract windows + ridge regression.
+"""The audio peer baseline's inputs: hand-crafted features of the contract windows.
 
 Features are computed from the same cached mel-dB windows the network sees (float [N, 128, 128] =
 [window, time frame, mel band], values in [-80, 0] dB), so the baseline and the network share inputs,
@@ -11,11 +11,8 @@ splits and folds. Per window (:func:`window_features`, 30 values):
 - sustain: mean frame-to-frame spectral correlation (pedal / legato smear), high-band decay proxy.
 
 Per segment (:func:`segment_features`): the mean and std over the segment's windows. Time-local
-proxies from the feature index (``p_*`` columns) may be appended by the caller.
-
-:func:`ridge_cv_predict` fits ``StandardScaler → RidgeCV`` (alpha chosen by efficient leave-one-out
-on the *training* rows only) on the training folds, predicts each held-out fold, and fits once on all
-non-test rows for the fixed test set.
+proxies from the feature index (``p_*`` columns) may be appended by the caller. The ridge itself is
+:mod:`crescendai.evaluate.ridge`.
 """
 
 from __future__ import annotations
@@ -107,49 +104,3 @@ def segment_features(window_feats: np.ndarray, segment_ids: Sequence[object]) ->
         f = window_feats[ids == s].astype(np.float64)
         out[k] = np.concatenate([f.mean(0), f.std(0)])
     return out, order
-
-
-def make_ridge(alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0)):
-    """``StandardScaler → RidgeCV`` (multi-output; alpha by leave-one-out on the fitted rows)."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=tuple(alphas)))
-
-
-def ridge_cv_predict(
-    X: np.ndarray,
-    Y: np.ndarray,
-    folds: np.ndarray,
-    is_test: np.ndarray,
-    alphas: Sequence[float] = (0.1, 1.0, 10.0, 100.0, 1000.0),
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold and test predictions of the ridge baseline.
-
-    Args:
-        X: float [S, F] segment features. Y: float [S, D] labels.
-        folds: int [S], the performer-level fold of each non-test segment (ignored on test rows).
-        is_test: bool [S], the fixed test set.
-
-    Returns:
-        ``(oof, test)``: float [S, D] each; ``oof`` filled on non-test rows (each predicted by a model
-        that never saw its fold), ``test`` filled on test rows (model fit on all non-test rows); the
-        other rows are ``nan``.
-    """
-    X = np.asarray(X, float)
-    Y = np.asarray(Y, float)
-    folds = np.asarray(folds)
-    is_test = np.asarray(is_test, bool)
-    oof = np.full(Y.shape, np.nan)
-    test = np.full(Y.shape, np.nan)
-    dev = ~is_test
-    for k in np.unique(folds[dev]):
-        tr = dev & (folds != k)
-        va = dev & (folds == k)
-        if tr.sum() < 2:
-            continue
-        oof[va] = make_ridge(alphas).fit(X[tr], Y[tr]).predict(X[va])
-    if is_test.any() and dev.sum() >= 2:
-        test[is_test] = make_ridge(alphas).fit(X[dev], Y[dev]).predict(X[is_test])
-    return oof, test

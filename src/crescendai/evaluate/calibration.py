@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -116,7 +117,7 @@ class Calibrator:
                 knots.append((np.asarray(dim["x"], float), np.asarray(dim["y"], float)))
         dims = obj["dims"]  # type: ignore[index]
 
-        def per_dim(key: str) -> np.ndarray | None:  # absent in files written before it existed
+        def per_dim(key: str) -> np.ndarray | None:  # None when a dimension lacks the key
             if any(key not in dim for dim in dims):  # type: ignore[union-attr]
                 return None
             return np.asarray([np.nan if dim[key] is None else dim[key] for dim in dims], float)  # type: ignore[index]
@@ -255,11 +256,8 @@ def fit_from_predictions(
         reliability rows for the test set — or the fit set when there is no test set — before and
         after).
     """
-    from crescendai.evaluate.metrics import (
-        pearson_per_dim,
-        read_predictions,
-        segment_rows,
-    )
+    from crescendai.core.stats import pearson_per_dim
+    from crescendai.evaluate.metrics import read_predictions, segment_rows
 
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
@@ -304,3 +302,49 @@ def plot_reliability(path: str | os.PathLike[str], rows: list[dict[str, object]]
     axes.flat[0].legend(fontsize=6)
     fig.tight_layout()
     _save_fig(fig, path)
+
+
+def calibrate_tutor(
+    models_dir: str | os.PathLike[str] = "models",
+    tutor_dir: str | os.PathLike[str] = "models/tutor",
+    plots_dir: str | os.PathLike[str] = "plots",
+    variant: str = "auto",
+    n_bins: int = 10,
+) -> dict[str, object]:
+    """The calibrate stage: pick the tutor's variant, calibrate it, assemble the tutor bundle.
+
+    ``variant`` ``auto`` takes the variant (``ssl`` or ``scratch``, from
+    ``<models_dir>/finetune_<variant>/``) with the higher CV median r (:func:`best_variant`; the test
+    set is never looked at). Fits by :func:`fit_from_predictions`, then writes ``<tutor_dir>/``
+    (``model.pt`` copied from the variant, its ``config.json`` plus ``calibration, source, variant``,
+    ``calibration.json``) and ``<plots_dir>/calibration.csv`` / ``.png``.
+
+    Returns:
+        The metrics: ``variant``, ``cv_median_r`` (per variant, with ``auto``), then those of
+        :func:`fit_from_predictions`.
+    """
+    import shutil
+
+    from crescendai.evaluate.metrics import best_variant, write_csv
+
+    models = Path(models_dir)
+    cv: dict[str, float] = {}
+    if variant == "auto":
+        variant, cv = best_variant({v: models / f"finetune_{v}" / "predictions.csv" for v in ("ssl", "scratch")})
+    src = models / f"finetune_{variant}"
+    cal, fitted, rows = fit_from_predictions(src / "predictions.csv", n_bins)
+    metrics = {"variant": variant, **({"cv_median_r": {k: round(x, 6) for k, x in cv.items()}} if cv else {}),
+               **fitted}
+
+    out = Path(tutor_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tmp = out / ".model.pt.tmp"
+    shutil.copyfile(src / "model.pt", tmp)
+    tmp.replace(out / "model.pt")
+    config = read_json(src / "config.json")
+    config.update({"calibration": "calibration.json", "source": str(src), "variant": variant})
+    write_json(out / "config.json", config)
+    cal.save(out / "calibration.json")
+    write_csv(Path(plots_dir) / "calibration.csv", rows)
+    plot_reliability(Path(plots_dir) / "calibration.png", rows)
+    return metrics

@@ -6,22 +6,25 @@ length-N arrays of hashable ids (performer or passage). Degenerate cases (consta
 two rows) give ``nan`` for that dimension and are skipped by the ``nan``-aware summaries.
 
 Confidence intervals are percentile bootstraps. Two resampling units are offered, because they answer
-different questions: ``"segment"`` resamples rows (how stable is the figure over these segments?) and
-``"performer"`` resamples whole performers with all their segments (would it hold for other players?
-— the honest one when segments of a player are correlated). :func:`paired_bootstrap_gain` applies
-the *same* resample to two prediction sets of the same segments, so the CI of the SSL-vs-scratch gain
-reflects the pairing.
+different questions: ``"segment"`` resamples rows (how stable is the figure over these segments?;
+``scipy.stats.bootstrap``) and ``"performer"`` resamples whole performers with all their segments
+(would it hold for other players? — the honest one when segments of a player are correlated). The
+interval is the percentile interval of the resamples whose statistic is defined.
+:func:`paired_bootstrap_gain` applies the *same* resample to two prediction sets of the same segments,
+so the CI of the SSL-vs-scratch gain reflects the pairing.
 
-Plot writers produce the small CSVs that ``dvc plots`` renders and matching matplotlib PNGs.
+Plot writers produce the small CSVs that ``dvc plots`` renders and matching matplotlib PNGs. The
+stage drivers (:func:`evaluate_variant`, :func:`compare_variants`) read a ``predictions.csv``, return
+the metrics and write the plot files.
 """
 
 from __future__ import annotations
 
 import csv
-import logging
 import os
+import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -36,11 +39,6 @@ from crescendai.core.stats import (
     pearson_per_dim,
     r2_per_dim,
 )
-
-log = logging.getLogger(__name__)
-
-Unit = str  # "segment" | "performer"
-
 
 # --------------------------------------------------------------------------------------------
 # per-dimension metrics
@@ -82,26 +80,41 @@ def pairwise_accuracy_per_dim(
 # --------------------------------------------------------------------------------------------
 
 
-def bootstrap_indices(
-    n: int, n_boot: int, rng: np.random.Generator, groups: Sequence[object] | None = None
-) -> list[np.ndarray]:
-    """``n_boot`` resamples of row indices 0..n-1.
-
-    With ``groups`` None: rows drawn with replacement (segment bootstrap). With ``groups`` (length n):
-    whole groups drawn with replacement and all their rows kept (cluster bootstrap, e.g. performers).
-    """
-    if groups is None:
-        return [rng.integers(0, n, n) for _ in range(n_boot)]
+def cluster_resamples(groups: Sequence[object], n_boot: int, rng: np.random.Generator) -> list[np.ndarray]:
+    """``n_boot`` cluster-bootstrap resamples of row indices: whole groups (e.g. performers, one id
+    per row) drawn with replacement, all rows of a drawn group kept."""
     groups = np.asarray(groups)
-    if len(groups) != n:
-        raise ValueError(f"groups has {len(groups)} entries, expected {n}")
     uniq = np.unique(groups)
     members = [np.flatnonzero(groups == g) for g in uniq]
-    out = []
-    for _ in range(n_boot):
-        pick = rng.integers(0, len(uniq), len(uniq))
-        out.append(np.concatenate([members[k] for k in pick]))
-    return out
+    return [np.concatenate([members[k] for k in rng.integers(0, len(uniq), len(uniq))]) for _ in range(n_boot)]
+
+
+def bootstrap_distribution(
+    stat: Callable[[np.ndarray], float],
+    n: int,
+    n_boot: int,
+    seed: int,
+    groups: Sequence[object] | None = None,
+) -> np.ndarray:
+    """``stat(idx)`` over ``n_boot`` resamples ``idx`` of the row indices 0..n-1 → float [n_boot].
+
+    With ``groups`` None, rows are drawn with replacement by ``scipy.stats.bootstrap``; with
+    ``groups`` (length n), whole groups are drawn (:func:`cluster_resamples`).
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        from scipy.stats import DegenerateDataWarning, bootstrap
+
+        if n < 2:  # scipy needs two rows; one row has no defined statistic anyway
+            return np.full(n_boot, np.nan)
+        with warnings.catch_warnings():  # scipy's own interval (unused) warns on nan resamples
+            warnings.simplefilter("ignore", DegenerateDataWarning)
+            res = bootstrap((np.arange(n),), stat, n_resamples=n_boot, vectorized=False,
+                            method="percentile", rng=rng)
+        return np.asarray(res.bootstrap_distribution, dtype=np.float64)
+    if len(groups) != n:
+        raise ValueError(f"groups has {len(groups)} entries, expected {n}")
+    return np.array([stat(idx) for idx in cluster_resamples(groups, n_boot, rng)])
 
 
 @dataclass(frozen=True)
@@ -115,34 +128,15 @@ class Interval:
     n_boot: int
     unit: str
 
-    def to_dict(self) -> dict[str, float | int | str]:
-        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in asdict(self).items()}
-
 
 def _percentile_interval(stats: np.ndarray, ci: float) -> tuple[float, float]:
+    """Percentile interval of the finite bootstrap statistics (a degenerate resample gives ``nan``)."""
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
         return float("nan"), float("nan")
     a = (1.0 - ci) / 2.0
     lo, hi = np.quantile(stats, [a, 1.0 - a])
     return float(lo), float(hi)
-
-
-def bootstrap_statistic(
-    stat: Callable[[np.ndarray], float],
-    n: int,
-    n_boot: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-    groups: Sequence[object] | None = None,
-    unit: str = "segment",
-) -> Interval:
-    """Percentile CI of ``stat(idx)`` over resamples ``idx`` (see :func:`bootstrap_indices`)."""
-    rng = np.random.default_rng(seed)
-    value = stat(np.arange(n))
-    stats = np.array([stat(idx) for idx in bootstrap_indices(n, n_boot, rng, groups)])
-    lo, hi = _percentile_interval(stats, ci)
-    return Interval(float(value), lo, hi, ci, n_boot, unit)
 
 
 def bootstrap_median_r(
@@ -156,9 +150,12 @@ def bootstrap_median_r(
 ) -> Interval:
     """Median-over-dimensions Pearson r with a bootstrap CI (segments, or clusters via ``groups``)."""
     yt, yp = paired(y_true, y_pred)
-    return bootstrap_statistic(
-        lambda idx: median_r(yt[idx], yp[idx]), len(yt), n_boot, ci, seed, groups, unit
-    )
+
+    def stat(idx: np.ndarray) -> float:
+        return median_r(yt[idx], yp[idx])
+
+    lo, hi = _percentile_interval(bootstrap_distribution(stat, len(yt), n_boot, seed, groups), ci)
+    return Interval(stat(np.arange(len(yt))), lo, hi, ci, n_boot, unit)
 
 
 def paired_bootstrap_gain(
@@ -182,8 +179,7 @@ def paired_bootstrap_gain(
     def gain(idx: np.ndarray) -> float:
         return median_r(yt[idx], pa[idx]) - median_r(yt[idx], pb[idx])
 
-    rng = np.random.default_rng(seed)
-    stats = np.array([gain(idx) for idx in bootstrap_indices(len(yt), n_boot, rng, groups)])
+    stats = bootstrap_distribution(gain, len(yt), n_boot, seed, groups)
     lo, hi = _percentile_interval(stats, ci)
     finite = stats[np.isfinite(stats)]
     p = float((finite <= 0).mean()) if finite.size else float("nan")
@@ -361,7 +357,6 @@ def _save_fig(fig: object, path: str | os.PathLike[str]) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-
 def read_predictions(path: str | os.PathLike[str]):
     """The ``predictions.csv`` a finetune stage writes (columns: ``level`` segment|window, ``set``
     oof|test, ``fold``, ``item``, ``window``, ``start_sec``, ``performer_id``, ``piece_id``, ``y_*``,
@@ -372,7 +367,8 @@ def read_predictions(path: str | os.PathLike[str]):
     if not p.is_file():
         raise FileNotFoundError(f"{p}: missing; run the finetune stage (`dvc repro`) first")
     df = pd.read_csv(p, dtype={"item": str, "performer_id": str, "piece_id": str, "passage_id": str})
-    missing = [c for c in ("level", "set", "item", "performer_id", "passage_id", *columns.LABELS, *columns.PREDICTIONS) if c not in df]
+    required = ("level", "set", "item", "performer_id", "passage_id", *columns.LABELS, *columns.PREDICTIONS)
+    missing = [c for c in required if c not in df]
     if missing:
         raise ValueError(f"{p}: missing columns {missing}; re-run the finetune stage")
     return df
@@ -384,64 +380,32 @@ def segment_rows(df, set_name: str):
     return s.sort_values("item").reset_index(drop=True)
 
 
-def _summ(seg, pred_cols, n_boot: int, ci: float, seed: int) -> dict[str, object]:
-    return summarize(seg[list(columns.LABELS)].to_numpy(float), seg[pred_cols].to_numpy(float),
-                     seg["performer_id"].to_numpy(), seg["passage_id"].to_numpy(), n_boot, ci, seed)
+def _labels(seg) -> np.ndarray:
+    return seg[list(columns.LABELS)].to_numpy(float)
+
+
+def _scores(seg) -> np.ndarray:
+    return seg[list(columns.PREDICTIONS)].to_numpy(float)
+
+
+def _summ(seg, y_pred: np.ndarray, n_boot: int, ci: float, seed: int) -> dict[str, object]:
+    """:func:`summarize` of one prediction set on the segments ``seg``."""
+    return summarize(_labels(seg), y_pred, seg["performer_id"].to_numpy(), seg["passage_id"].to_numpy(),
+                     n_boot, ci, seed)
 
 
 def _window_block(df) -> dict[str, object]:
     w = df[(df["level"] == "window") & (df["set"] == "oof")]
     out: dict[str, object] = {"n_windows": int(len(w))}
     if len(w):
-        out["median_r_window_vs_segment_label"] = _r(median_r(w[list(columns.LABELS)].to_numpy(float), w[list(columns.PREDICTIONS)].to_numpy(float)))
+        out["median_r_window_vs_segment_label"] = _r(median_r(_labels(w), _scores(w)))
         if set(columns.LOCAL_LABELS) <= set(w.columns):
             lab = w[list(columns.LOCAL_LABELS)].to_numpy(float)
             ok = np.isfinite(lab).all(1)
             if ok.sum() > 2:
-                out["median_r_local_head_vs_local_label"] = _r(median_r(lab[ok], w[list(columns.LOCAL_PREDICTIONS)].to_numpy(float)[ok]))
-                out["median_r_scores_vs_local_label"] = _r(median_r(lab[ok], w[list(columns.PREDICTIONS)].to_numpy(float)[ok]))
-    return out
-
-
-def ridge_baselines(features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
-                    ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """The ridge peer baselines on the same folds: name → (oof predictions [len(items_oof), 19], test
-    predictions [len(items_test), 19]) in the given item orders.
-
-    ``ridge``: hand-crafted features of the contract windows + the MIR proxies
-    (:mod:`crescendai.evaluate.audio_features`). ``midi_ridge``: 17 hand-crafted features of each item's symbolic
-    source (:mod:`crescendai.evaluate.midi_features`), present only when every item was rendered from MIDI.
-    """
-    from crescendai.data.window_cache import load_feature_set
-    from crescendai.evaluate.audio_features import (
-        ridge_cv_predict,
-        segment_features,
-        window_features,
-    )
-    from crescendai.evaluate.midi_features import midi_feature_matrix
-
-    fs = load_feature_set(features_dir)
-    ix = fs.index
-    rows = np.flatnonzero(ix["item"].isin(set(items_oof) | set(items_test)).to_numpy())
-    sub = ix.iloc[rows]
-    wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
-    prox_cols = [c for c in columns.PROXIES if c in sub.columns]
-    if prox_cols:
-        wf = np.concatenate([wf, np.nan_to_num(sub[prox_cols].to_numpy(np.float32))], axis=1)
-    X_audio, order = segment_features(wf, sub["item"].to_numpy())
-    first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]  # one row per segment
-    inputs = {"ridge": X_audio}
-    midi = first["midi_path"].fillna("") if "midi_path" in first else None
-    if midi is not None and (midi != "").all():
-        inputs["midi_ridge"] = midi_feature_matrix(list(midi))
-    Y = first[list(columns.LABELS)].to_numpy(float)
-    folds = first["fold"].fillna(-1).astype(int).to_numpy()
-    is_test = np.isin(order, list(items_test))
-    pos = {it: i for i, it in enumerate(order)}
-    out = {}
-    for name, X in inputs.items():
-        oof, test = ridge_cv_predict(X, Y, folds, is_test)
-        out[name] = (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
+                local = w[list(columns.LOCAL_PREDICTIONS)].to_numpy(float)
+                out["median_r_local_head_vs_local_label"] = _r(median_r(lab[ok], local[ok]))
+                out["median_r_scores_vs_local_label"] = _r(median_r(lab[ok], _scores(w)[ok]))
     return out
 
 
@@ -456,35 +420,36 @@ def evaluate_variant(
     ridge: bool = True,
 ) -> dict[str, object]:
     """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
-    ``ridge``, ``ridge_cv`` / ``ridge_test`` for the audio-feature peer baseline on the same segments
-    and folds, plus ``midi_ridge_cv`` / ``midi_ridge_test`` (MIDI-feature ridge) when every item was
-    rendered from MIDI.
+    ``ridge``, the ridge peers on the same segments and folds (:mod:`crescendai.evaluate.ridge`):
+    ``ridge_cv`` / ``ridge_test`` (audio features) and, when every item was rendered from MIDI,
+    ``midi_ridge_cv`` / ``midi_ridge_test`` (MIDI features).
     Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
+    from crescendai.evaluate.ridge import AUDIO_RIDGE, MIDI_RIDGE, ridge_baselines
+
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
-    out: dict[str, object] = {"variant": variant, "cv": _summ(oof, columns.PREDICTIONS, n_boot, ci, seed)}
-    if len(test) >= 3:
-        out["test"] = _summ(test, columns.PREDICTIONS, n_boot, ci, seed)
+    has_test = len(test) >= 3
+    out: dict[str, object] = {"variant": variant, "cv": _summ(oof, _scores(oof), n_boot, ci, seed)}
+    if has_test:
+        out["test"] = _summ(test, _scores(test), n_boot, ci, seed)
     out["windows"] = _window_block(df)
     peers = ridge_baselines(features_dir, list(oof["item"]), list(test["item"])) \
         if ridge and features_dir is not None else {}
     for name, (p_oof, p_test) in peers.items():
-        out[f"{name}_cv"] = summarize(oof[list(columns.LABELS)].to_numpy(float), p_oof, oof["performer_id"].to_numpy(),
-                                      oof["passage_id"].to_numpy(), n_boot, ci, seed)
-        if len(test) >= 3:
-            out[f"{name}_test"] = summarize(test[list(columns.LABELS)].to_numpy(float), p_test, test["performer_id"].to_numpy(),
-                                            test["passage_id"].to_numpy(), n_boot, ci, seed)
-    yt, yp = oof[list(columns.LABELS)].to_numpy(float), oof[list(columns.PREDICTIONS)].to_numpy(float)
+        out[f"{name}_cv"] = _summ(oof, p_oof, n_boot, ci, seed)
+        if has_test:
+            out[f"{name}_test"] = _summ(test, p_test, n_boot, ci, seed)
+    yt, yp = _labels(oof), _scores(oof)
     rows = per_dim_table(yt, yp, oof["passage_id"].to_numpy())
-    r = {"test": pearson_per_dim(test[list(columns.LABELS)].to_numpy(float), test[list(columns.PREDICTIONS)].to_numpy(float)) if len(test) >= 3 else None,
+    r = {"test": pearson_per_dim(_labels(test), _scores(test)) if has_test else None,
          **{name: pearson_per_dim(yt, p_oof) for name, (p_oof, _) in peers.items()}}
     for d, row in enumerate(rows):
-        for name in ("test", "ridge", "midi_ridge"):
+        for name in ("test", AUDIO_RIDGE, MIDI_RIDGE):
             row[f"r_{name}"] = float(r[name][d]) if r.get(name) is not None else float("nan")
-    pd_ = Path(plots_dir)
-    write_csv(pd_ / f"eval_{variant}_per_dim.csv", rows)
-    write_csv(pd_ / f"eval_{variant}_scatter.csv", scatter_rows(yt, yp, list(oof["item"])))
-    plot_scatter(pd_ / f"eval_{variant}_scatter.png", yt, yp, f"{variant}: out-of-fold segments")
+    plots = Path(plots_dir)
+    write_csv(plots / f"eval_{variant}_per_dim.csv", rows)
+    write_csv(plots / f"eval_{variant}_scatter.csv", scatter_rows(yt, yp, list(oof["item"])))
+    plot_scatter(plots / f"eval_{variant}_scatter.png", yt, yp, f"{variant}: out-of-fold segments")
     return out
 
 
@@ -500,16 +465,37 @@ def best_variant(predictions: dict[str, str | os.PathLike[str]]) -> tuple[str, d
     scores: dict[str, float] = {}
     for name, path in predictions.items():
         oof = segment_rows(read_predictions(path), "oof")
-        r = median_r(oof[list(columns.LABELS)].to_numpy(float), oof[list(columns.PREDICTIONS)].to_numpy(float))
+        r = median_r(_labels(oof), _scores(oof))
         scores[name] = float(r) if np.isfinite(r) else -np.inf
     best = max(scores, key=lambda k: scores[k])
     return best, scores
 
 
+def _gain_block(sa, sb, n_boot: int, ci: float, seed: int, bar: float
+                ) -> tuple[dict[str, object], tuple[np.ndarray, np.ndarray]]:
+    """SSL (``sa``) vs scratch (``sb``) on the same segments (rows aligned) → (metrics block,
+    (per-dimension r of ssl, of scratch))."""
+    yt, pa, pb = _labels(sa), _scores(sa), _scores(sb)
+    seg, p_seg = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed, None, "segment")
+    perf, p_perf = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed + 1,
+                                         sa["performer_id"].to_numpy(), "performer")
+    ra, rb = pearson_per_dim(yt, pa), pearson_per_dim(yt, pb)
+    return {
+        "n_segments": int(len(yt)),
+        "median_r_ssl": _r(median_r(yt, pa)), "median_r_scratch": _r(median_r(yt, pb)),
+        "gain": _r(seg.value), "ci_segment": [_r(seg.lo), _r(seg.hi)],
+        "ci_performer": [_r(perf.lo), _r(perf.hi)],
+        "p_gain_le_0_segment": _r(p_seg), "p_gain_le_0_performer": _r(p_perf),
+        "meets_bar": bool(np.isfinite(seg.value) and seg.value >= bar),
+        "dims_improved": int(np.nansum(ra > rb)),
+        "delta_r": {k: _r(ra[d] - rb[d]) for d, k in enumerate(KEYS)},
+    }, (ra, rb)
+
+
 def compare_variants(
     ssl_predictions: str | os.PathLike[str],
     scratch_predictions: str | os.PathLike[str],
-    eval_paths: dict[str, str] | None = None,
+    eval_paths: dict[str, str | os.PathLike[str]] | None = None,
     plots_dir: str | os.PathLike[str] = "plots",
     n_boot: int = 1000,
     ci: float = 0.95,
@@ -517,57 +503,40 @@ def compare_variants(
     bar: float = 0.05,
 ) -> dict[str, object]:
     """SSL vs scratch on the same segments: median-r gain with paired bootstrap CIs (segments and
-    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge baselines (audio,
-    and MIDI when present) when the eval metrics hold them. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
+    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge peers (audio,
+    and MIDI when present) when the eval metrics (``eval_paths``: variant → its metrics file) hold
+    them. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
     from crescendai.core.files import read_json
+    from crescendai.evaluate.ridge import AUDIO_RIDGE, MIDI_RIDGE
 
     a, b = read_predictions(ssl_predictions), read_predictions(scratch_predictions)
     out: dict[str, object] = {"bar": bar}
-    per_dim = None
-    for set_name in ("oof", "test"):
+    for set_name, key in (("oof", "cv"), ("test", "test")):
         sa, sb = segment_rows(a, set_name), segment_rows(b, set_name)
-        m = sa[["item"]].merge(sb[["item"]], on="item")
-        if len(m) < 3:
-            continue
-        sa = sa.set_index("item").loc[m["item"]]
-        sb = sb.set_index("item").loc[m["item"]]
-        yt = sa[list(columns.LABELS)].to_numpy(float)
-        pa, pb = sa[list(columns.PREDICTIONS)].to_numpy(float), sb[list(columns.PREDICTIONS)].to_numpy(float)
-        seg, p_seg = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed, None, "segment")
-        perf, p_perf = paired_bootstrap_gain(yt, pa, pb, n_boot, ci, seed + 1,
-                                             sa["performer_id"].to_numpy(), "performer")
-        ra, rb = pearson_per_dim(yt, pa), pearson_per_dim(yt, pb)
-        block = {
-            "n_segments": int(len(yt)),
-            "median_r_ssl": _r(median_r(yt, pa)), "median_r_scratch": _r(median_r(yt, pb)),
-            "gain": _r(seg.value), "ci_segment": [_r(seg.lo), _r(seg.hi)],
-            "ci_performer": [_r(perf.lo), _r(perf.hi)],
-            "p_gain_le_0_segment": _r(p_seg), "p_gain_le_0_performer": _r(p_perf),
-            "meets_bar": bool(np.isfinite(seg.value) and seg.value >= bar),
-            "dims_improved": int(np.nansum(ra > rb)),
-            "delta_r": {k: _r(ra[d] - rb[d]) for d, k in enumerate(KEYS)},
-        }
-        out["cv" if set_name == "oof" else "test"] = block
-        if set_name == "oof":
-            per_dim = (ra, rb)
+        shared = sa[["item"]].merge(sb[["item"]], on="item")["item"]
+        if len(shared) >= 3:
+            sa, sb = sa.set_index("item").loc[shared], sb.set_index("item").loc[shared]
+            out[key], per_dim_r = _gain_block(sa, sb, n_boot, ci, seed, bar)
+            if key == "cv":
+                r_ssl, r_scratch = per_dim_r
     if "cv" not in out:
         raise ValueError(f"{ssl_predictions} and {scratch_predictions} share fewer than 3 out-of-fold segments")
-    peers = {"ridge": np.full(N_DIMS, np.nan), "midi_ridge": np.full(N_DIMS, np.nan)}
-    if eval_paths:
-        ev = {k: read_json(p) for k, p in eval_paths.items() if Path(p).is_file()}
-        for peer in peers:
-            rc = ev.get("ssl", {}).get(f"{peer}_cv")
-            if rc is None:
-                continue
-            peers[peer] = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
-            out[f"median_r_{peer}_cv"] = rc["median_r"]
-            for v in ("ssl", "scratch"):
-                if v in ev and ev[v]["cv"]["median_r"] is not None and rc["median_r"] is not None:
-                    out[f"{v}_minus_{peer}_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
-    ra, rb = per_dim  # type: ignore[misc]
-    rows = [{"dim": d, "key": k, "ssl": float(ra[d]), "scratch": float(rb[d]),
+    peers = {AUDIO_RIDGE: np.full(N_DIMS, np.nan), MIDI_RIDGE: np.full(N_DIMS, np.nan)}
+    ev = {k: read_json(p) for k, p in (eval_paths or {}).items() if Path(p).is_file()}
+    for peer in peers:
+        rc = ev.get("ssl", {}).get(f"{peer}_cv")
+        if rc is None:
+            continue
+        peers[peer] = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
+        out[f"median_r_{peer}_cv"] = rc["median_r"]
+        for v in ("ssl", "scratch"):
+            if v in ev and ev[v]["cv"]["median_r"] is not None and rc["median_r"] is not None:
+                out[f"{v}_minus_{peer}_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
+    rows = [{"dim": d, "key": k, "ssl": float(r_ssl[d]), "scratch": float(r_scratch[d]),
              **{peer: float(r[d]) for peer, r in peers.items()}} for d, k in enumerate(KEYS)]
     write_csv(Path(plots_dir) / "per_dim_r.csv", rows)
-    plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", {"ssl": ra, "scratch": rb, "ridge (audio)": peers["ridge"],
-                      **({"ridge (MIDI)": peers["midi_ridge"]} if np.isfinite(peers["midi_ridge"]).any() else {})})
+    bars = {"ssl": r_ssl, "scratch": r_scratch, "ridge (audio)": peers[AUDIO_RIDGE]}
+    if np.isfinite(peers[MIDI_RIDGE]).any():
+        bars["ridge (MIDI)"] = peers[MIDI_RIDGE]
+    plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", bars)
     return out

@@ -4,7 +4,7 @@ A ridge on a handful of note-level statistics (density, dynamics, articulation, 
 asynchrony, pedalling) is the simple bar any audio model has to clear on PercePiano. This module
 computes those statistics from a :class:`~crescendai.core.midi.Performance`; the evaluation scores them with
 the same ``StandardScaler → RidgeCV`` and the same folds as the audio baseline
-(:func:`crescendai.evaluate.metrics.ridge_baselines`, :func:`crescendai.evaluate.audio_features.ridge_cv_predict`).
+(:mod:`crescendai.evaluate.ridge`).
 
 >>> X = midi_feature_matrix(["a.mid", "b.mid"])           # doctest: +SKIP
 >>> X.shape == (2, len(FEATURE_NAMES))                     # doctest: +SKIP

@@ -1,0 +1,110 @@
+"""The ridge peer baselines: ``StandardScaler → RidgeCV`` on hand-crafted features, same folds as the
+network, so its metrics sit beside the network's in ``metrics/eval_<variant>.json``.
+
+Two peers, named by the metrics key prefix they write (kept as they are for ``dvc metrics diff``):
+
+- :data:`AUDIO_RIDGE` (``ridge_cv`` / ``ridge_test``) reads the audio: the 30 features of each
+  contract window (:mod:`crescendai.evaluate.audio_features`) plus the time-local proxies of the
+  feature index, mean and std per segment;
+- :data:`MIDI_RIDGE` (``midi_ridge_cv`` / ``midi_ridge_test``) reads each segment's symbolic source:
+  17 MIDI performance features (:mod:`crescendai.evaluate.midi_features`); present only when every
+  item was rendered from MIDI.
+
+:func:`ridge_cv_predict` chooses alpha by efficient leave-one-out on the *training* rows only, predicts
+each held-out fold with a model that never saw it (scikit-learn's ``cross_val_predict`` over a
+``PredefinedSplit``), and fits once on all non-test rows for the fixed test set.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import numpy as np
+
+from crescendai.core import columns
+
+AUDIO_RIDGE = "ridge"
+"""Metrics key prefix of the ridge on audio (contract-window) features."""
+MIDI_RIDGE = "midi_ridge"
+"""Metrics key prefix of the ridge on MIDI performance features."""
+RIDGE_ALPHAS: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
+
+
+def make_ridge(alphas: Sequence[float] = RIDGE_ALPHAS):
+    """``StandardScaler → RidgeCV`` (multi-output; alpha by leave-one-out on the fitted rows)."""
+    from sklearn.linear_model import RidgeCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    return make_pipeline(StandardScaler(), RidgeCV(alphas=tuple(alphas)))
+
+
+def ridge_cv_predict(
+    X: np.ndarray,
+    Y: np.ndarray,
+    folds: np.ndarray,
+    is_test: np.ndarray,
+    alphas: Sequence[float] = RIDGE_ALPHAS,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Out-of-fold and test predictions of a ridge peer.
+
+    Args:
+        X: float [S, F] segment features. Y: float [S, D] labels.
+        folds: int [S], the performer-level fold of each non-test segment (ignored on test rows).
+        is_test: bool [S], the fixed test set.
+
+    Returns:
+        ``(oof, test)``: float [S, D] each; ``oof`` filled on non-test rows (each predicted by a model
+        that never saw its fold), ``test`` filled on test rows (model fit on all non-test rows); the
+        other rows are ``nan``. With fewer than two folds ``oof`` stays ``nan``.
+    """
+    from sklearn.model_selection import PredefinedSplit, cross_val_predict
+
+    X = np.asarray(X, float)
+    Y = np.asarray(Y, float)
+    folds = np.asarray(folds)
+    is_test = np.asarray(is_test, bool)
+    oof = np.full(Y.shape, np.nan)
+    test = np.full(Y.shape, np.nan)
+    dev = ~is_test
+    if len(np.unique(folds[dev])) >= 2:
+        oof[dev] = cross_val_predict(make_ridge(alphas), X[dev], Y[dev], cv=PredefinedSplit(folds[dev]))
+    if is_test.any() and dev.sum() >= 2:
+        test[is_test] = make_ridge(alphas).fit(X[dev], Y[dev]).predict(X[is_test])
+    return oof, test
+
+
+def ridge_baselines(
+    features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """The ridge peers on the same folds: :data:`AUDIO_RIDGE` and, when every item was rendered from
+    MIDI, :data:`MIDI_RIDGE` → (oof predictions [len(items_oof), 19], test predictions
+    [len(items_test), 19]) in the given item orders."""
+    from crescendai.data.window_cache import load_feature_set
+    from crescendai.evaluate.audio_features import segment_features, window_features
+    from crescendai.evaluate.midi_features import midi_feature_matrix
+
+    fs = load_feature_set(features_dir)
+    ix = fs.index
+    rows = np.flatnonzero(ix["item"].isin(set(items_oof) | set(items_test)).to_numpy())
+    sub = ix.iloc[rows]
+    wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
+    proxies = [c for c in columns.PROXIES if c in sub.columns]
+    if proxies:
+        wf = np.concatenate([wf, np.nan_to_num(sub[proxies].to_numpy(np.float32))], axis=1)
+    X_audio, order = segment_features(wf, sub["item"].to_numpy())
+    first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]  # one row per segment
+    inputs = {AUDIO_RIDGE: X_audio}
+    midi = first["midi_path"].fillna("") if "midi_path" in first else None
+    if midi is not None and (midi != "").all():
+        inputs[MIDI_RIDGE] = midi_feature_matrix(list(midi))
+    Y = first[list(columns.LABELS)].to_numpy(float)
+    folds = first["fold"].fillna(-1).astype(int).to_numpy()
+    is_test = np.isin(order, list(items_test))
+    pos = {it: i for i, it in enumerate(order)}
+    out = {}
+    for name, X in inputs.items():
+        oof, test = ridge_cv_predict(X, Y, folds, is_test)
+        out[name] = (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
+    return out
