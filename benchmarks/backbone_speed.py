@@ -23,9 +23,10 @@ import torch.nn as nn
 
 
 def build_ours(n_out: int) -> tuple[nn.Module, nn.Module]:
-    from crescendai.model.backbone import Backbone, BackboneConfig
+    from crescendai.core.config import ModelParams
+    from crescendai.model.backbone import Backbone
 
-    backbone = Backbone(BackboneConfig(dim=256, depth=3, heads=4, patch=16, dropout=0.3, drop_path=0.0))
+    backbone = Backbone(ModelParams(dim=256, depth=3, heads=4, patch=16, dropout=0.3, drop_path=0.0))
     return backbone, nn.Sequential(backbone, nn.Linear(256, n_out))
 
 

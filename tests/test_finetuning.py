@@ -8,10 +8,11 @@ import pytest
 import torch
 
 from crescendai.core import columns
+from crescendai.core.config import FinetuneParams, ModelParams
 from crescendai.learn import finetune as ft
 from ranks import join_group, spawn_two_ranks
 
-TINY = {"patch": 32, "dim": 32, "depth": 1, "heads": 2, "dropout": 0.0, "drop_path": 0.0, "pooling": "mean"}
+TINY = ModelParams(patch=32, dim=32, depth=1, heads=2, dropout=0.0, drop_path=0.0, pooling="mean")
 
 
 def fake_set(n_perf=5, n_piece=3, n_win=3, seed=0):
@@ -58,7 +59,7 @@ def test_pooling():
 
 def test_batches_are_whole_consecutive_runs():
     data = fake_set()
-    cfg = ft.FinetuneConfig(batch_size=7, max_windows_per_segment=2)
+    cfg = FinetuneParams(batch_size=7, max_windows_per_segment=2)
     batches = ft.iterate_batches(data, np.arange(len(data.segments)), cfg, np.random.default_rng(0))
     assert all(len(b) <= 7 for b in batches)
     assert sum(len(b) for b in batches) == 2 * len(data.segments)
@@ -69,8 +70,8 @@ def test_batches_are_whole_consecutive_runs():
 
 def test_loss_backward_all_terms():
     data = fake_set()
-    cfg = ft.FinetuneConfig(corn_weight=0.2, timbre_weight=0.2, local_weight=0.5, smooth_weight=0.1,
-                            proxy_weight=0.1)
+    cfg = FinetuneParams(corn_weight=0.2, timbre_weight=0.2, local_weight=0.5, smooth_weight=0.1,
+                         proxy_weight=0.1)
     make = ft.model_factory(TINY, cfg, data.n_timbre_classes)
     model = make()
     b = ft.make_batch(data, np.arange(12), torch.device("cpu"))
@@ -82,7 +83,7 @@ def test_loss_backward_all_terms():
 def test_run_finetune_protocol_and_predictions(tmp_path):
     torch.manual_seed(0)
     data = fake_set(n_perf=4, n_win=2)
-    cfg = ft.FinetuneConfig(epochs=2, batch_size=16, lr=3e-3, patience=2, device="cpu")
+    cfg = FinetuneParams(epochs=2, batch_size=16, lr=3e-3, patience=2, device="cpu", selection="fold")
     res = ft.run_finetune(ft.model_factory(TINY, cfg, 2), data, cfg, seed=0)
     p = res.predictions
     seg = p[p.level == "segment"]
@@ -99,18 +100,19 @@ def test_run_finetune_protocol_and_predictions(tmp_path):
 
 def _fold_parallel_setup():
     data = fake_set(n_perf=4, n_win=2)  # 3 dev folds → 3 CV rounds, 2 on rank 0 and 1 on rank 1
-    cfg = ft.FinetuneConfig(epochs=2, batch_size=16, lr=3e-3, patience=2, device="cpu")
+    cfg = FinetuneParams(epochs=2, batch_size=16, lr=3e-3, patience=2, device="cpu", selection="fold")
     return data, cfg, ft.model_factory(TINY, cfg, 2)
 
 
 def _fold_parallel_worker(rank: int, world: int, port: int, out: str) -> None:
-    from crescendai.learn.loop import cleanup_distributed, prepare_shared_run_dir, setup_distributed
+    from crescendai.learn.checkpoints import prepare_shared_run_dir
+    from crescendai.learn.distributed import cleanup_distributed, setup_distributed
 
     join_group(rank, world, port)
     env = setup_distributed("cpu")
     run_dir = os.path.join(out, "run")
     resume = prepare_shared_run_dir(run_dir, "fp", env)  # rank 0 creates it, rank 1 waits for it
-    assert os.path.isfile(os.path.join(run_dir, "FINGERPRINT")) and resume is False
+    assert os.path.isfile(os.path.join(run_dir, "RUN_HASH")) and resume is False
     data, cfg, make = _fold_parallel_setup()
     cv = ft.cross_validate(make, data, cfg, seed=0, env=env, checkpoint_dir=run_dir)
     resume = prepare_shared_run_dir(run_dir, "fp", env)  # same run, checkpoints there: both resume
@@ -148,7 +150,7 @@ def test_stage_drivers_on_fake_predictions(tmp_path):
     np.save(feat / "windows.npy", np.asarray(data.windows))
     data.index.drop(columns=["row"]).assign(item_idx=lambda d: d["item"].astype("category").cat.codes
                                             ).to_csv(feat / "index.csv", index=False)
-    cfg = ft.FinetuneConfig(epochs=1, batch_size=32, device="cpu", local_weight=0.0)
+    cfg = FinetuneParams(epochs=1, batch_size=32, device="cpu", local_weight=0.0, selection="fold")
     paths = {}
     for v in ("ssl", "scratch"):
         res = ft.run_finetune(ft.model_factory(TINY, cfg, 0), ft.load_labelled(feat), cfg, seed=len(v))

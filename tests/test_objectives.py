@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from crescendai.core.config import ConfigError, ModelParams, PretrainParams
 from crescendai.learn import objectives as obj
-from crescendai.learn.ssl import SSLConfig, SSLModel, partner_index
-from crescendai.model import Backbone, BackboneConfig
+from crescendai.learn.ssl import OBJECTIVES, SSLModel, partner_index
+from crescendai.model import Backbone
 
-TINY = BackboneConfig(dim=32, depth=1, heads=2, dropout=0.0, drop_path=0.0)
+TINY = ModelParams(dim=32, depth=1, heads=2, dropout=0.0, drop_path=0.0)
 
 
 def test_infonce_two_crops_of_one_recording_are_never_negatives():
@@ -73,10 +74,10 @@ def test_partner_index():
     assert partner_index(rec).tolist() == [1, 5, 3, 2, 4, 0]
 
 
-@pytest.mark.parametrize("objective", obj.SSL_OBJECTIVES)
+@pytest.mark.parametrize("objective", OBJECTIVES)
 def test_batch_model_loss_backward(objective):
     torch.manual_seed(0)
-    ssl = SSLModel(Backbone(TINY), objective, SSLConfig(proj_dim=16)).train()
+    ssl = SSLModel(Backbone(TINY), PretrainParams(objective=objective, proj_dim=16)).train()
     x = -80 * torch.rand(6, 128, 128)
     rec = torch.tensor([0, 0, 1, 1, 2, 2])
     loss = ssl(x, rec)
@@ -93,6 +94,19 @@ def test_batch_model_loss_backward(objective):
         t0 = ssl.target_backbone.patch_embed.weight.clone()
         ssl.after_step(1, 10)
         assert not torch.equal(t0, ssl.target_backbone.patch_embed.weight)
+
+
+def test_unknown_objective_names_the_key_and_the_table():
+    with pytest.raises(ConfigError, match=r"pretrain\.objective: 'simclr'.*infonce.*none"):
+        SSLModel(Backbone(TINY), PretrainParams(objective="simclr"))
+
+
+def test_only_the_objectives_modules_are_built():
+    built = {name: {k for k, _ in SSLModel(Backbone(TINY), PretrainParams(objective=name)).named_children()}
+             for name in OBJECTIVES}
+    assert built["none"] == {"backbone"} and built["infonce"] == built["repulsive"] == {"backbone", "projector"}
+    assert built["masked"] == {"backbone", "disc_head", "recon_head"}
+    assert built["byol"] == {"backbone", "projector", "predictor", "target_backbone", "target_projector"}
 
 
 def test_regression_and_pearson():

@@ -9,26 +9,27 @@ import pandas as pd
 import pytest
 import torch
 
+from crescendai.core.config import ModelParams, PretrainParams
 from crescendai.learn.augment import augment
-from crescendai.learn.loop import (
-    DistEnv,
-    LoopConfig,
+from crescendai.learn.batches import (
     RecordingBatchSampler,
     WindowDataset,
-    cleanup_distributed,
-    cosine_schedule,
-    fit,
-    load_checkpoint,
     pad_mask_from_fraction,
-    resolve_device,
-    setup_distributed,
     split_groups,
 )
-from crescendai.learn.ssl import SSLConfig, SSLModel
-from crescendai.model import Backbone, BackboneConfig
+from crescendai.learn.checkpoints import load_checkpoint
+from crescendai.learn.distributed import (
+    DistEnv,
+    cleanup_distributed,
+    resolve_device,
+    setup_distributed,
+)
+from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
+from crescendai.learn.ssl import SSLModel
+from crescendai.model import Backbone
 from ranks import join_group, spawn_two_ranks
 
-TINY = BackboneConfig(dim=16, depth=1, heads=2, dropout=0.1, drop_path=0.1)
+TINY = ModelParams(dim=16, depth=1, heads=2, dropout=0.1, drop_path=0.1)
 
 
 class MemData:
@@ -47,7 +48,7 @@ class MemData:
 def make_run(objective: str = "infonce", seed: int = 0):
     torch.manual_seed(seed)
     data = MemData()
-    model = SSLModel(Backbone(TINY), objective, SSLConfig(proj_dim=8))
+    model = SSLModel(Backbone(TINY), PretrainParams(objective=objective, proj_dim=8))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     sched = cosine_schedule(opt, 2, 8)
     sampler = RecordingBatchSampler(data.groups, batch_size=8, crops=2, seed=seed)
@@ -104,8 +105,8 @@ def test_window_dataset_reads_the_cache(tmp_path):
     idx.to_csv(tmp_path / "index.csv", index=False)
     ds = WindowDataset(tmp_path)
     assert len(ds) == 5 and ds.groups.tolist() == [0, 0, 0, 1, 1]
-    item = ds[2]
-    assert item["x"].shape == (128, 128) and item["x"].dtype == torch.float32 and item["pad_mask"].sum() == 64
+    item = ds.batch(np.array([2]))
+    assert item["x"].shape == (1, 128, 128) and item["x"].dtype == torch.float32 and item["pad_mask"].sum() == 64
     b = ds.batch(np.array([4, 0]))
     assert b["x"].shape == (2, 128, 128) and b["group"].tolist() == [1, 0]
 
@@ -140,7 +141,7 @@ def test_resume_reaches_the_same_result(tmp_path):
         assert torch.equal(v, ref_params[k]), k
     assert [r["val_loss"] for r in res.rows] == [r["val_loss"] for r in ref.rows]
     log = pd.read_csv(tmp_path / "b.csv")
-    assert list(log.columns[:3]) == ["step", "train_loss", "val_loss"] and log["step"].tolist() == [2, 4, 6, 8]
+    assert list(log.columns) == ["step", "train_loss", "val_loss", "lr"] and log["step"].tolist() == [2, 4, 6, 8]
 
 
 def test_early_stopping_and_budget():
@@ -184,22 +185,24 @@ def test_ddp_gloo_two_processes(tmp_path):
 
 
 def test_run_dir_resumes_only_the_same_run(tmp_path):
-    from crescendai.learn.loop import fingerprint, finish_run_dir, prepare_run_dir
+    from crescendai.learn.checkpoints import finish_run_dir, prepare_run_dir, run_hash
 
     d = tmp_path / "runs" / "pretrain"
-    fp = fingerprint({"lr": 1e-3}, "abc")
-    assert prepare_run_dir(d, fp) is False  # fresh
+    h = run_hash({"lr": 1e-3}, "abc")
+    assert prepare_run_dir(d, h) is False  # fresh
     (d / "last.pt").write_bytes(b"checkpoint")
-    assert prepare_run_dir(d, fp) is True  # interrupted, same params and data: resume
-    assert prepare_run_dir(d, fingerprint({"lr": 2e-3}, "abc")) is False  # params changed
+    assert prepare_run_dir(d, h) is True  # interrupted, same params and data: resume
+    assert prepare_run_dir(d, run_hash({"lr": 2e-3}, "abc"), force_resume=True) is True  # --resume
+    assert prepare_run_dir(d, run_hash({"lr": 3e-3}, "abc")) is False  # params changed
     assert not (d / "last.pt").exists()  # stale checkpoint cleared, never silently reused
     (d / "last.pt").write_bytes(b"checkpoint")
     finish_run_dir(d)  # the stage wrote its outputs: a later rerun starts fresh
-    assert prepare_run_dir(d, fingerprint({"lr": 2e-3}, "abc")) is False
+    assert prepare_run_dir(d, run_hash({"lr": 3e-3}, "abc")) is False
 
 
 def _gather_worker(rank: int, world: int, port: int, out: str) -> None:
-    from crescendai.learn.objectives import gather_across_ranks, infonce
+    from crescendai.learn.distributed import gather_across_ranks
+    from crescendai.learn.objectives import infonce
 
     join_group(rank, world, port)
     setup_distributed("cpu")

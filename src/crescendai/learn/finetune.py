@@ -46,59 +46,23 @@ import torch
 import torch.nn.functional as F
 
 from crescendai.core import columns
+from crescendai.core.config import FinetuneParams, ModelParams, Params, seed_everything
 from crescendai.core.dims import N_DIMS
+from crescendai.core.files import sha1_file
 from crescendai.core.pooling import pool
 from crescendai.core.stats import median_r
-from crescendai.learn.loop import (
+from crescendai.learn.batches import pad_mask_from_fraction
+from crescendai.learn.checkpoints import prepare_shared_run_dir, run_hash
+from crescendai.learn.distributed import (
     DistEnv,
-    LoopConfig,
     autocast,
-    cosine_schedule,
-    fit,
+    cleanup_distributed,
+    gather_objects,
     resolve_device,
 )
+from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
 
 log = logging.getLogger(__name__)
-
-
-
-# ------------------------------------------------------------------------------------------
-# config
-# ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """Mirror of ``params.finetune`` (see ``crescendai.core.config.FinetuneParams``)."""
-
-    epochs: int = 20
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.05
-    pooling: str = "median"
-    trim: float = 0.2
-    device: str = "auto"
-    patience: int = 5
-    loss: str = "mse"
-    corr_weight: float = 0.5
-    corn_weight: float = 0.0
-    timbre_weight: float = 0.0
-    local_weight: float = 0.5
-    smooth_weight: float = 0.1
-    proxy_weight: float = 0.05
-    backbone_lr_mult: float = 1.0
-    warmup_epochs: int = 1
-    max_windows_per_segment: int = 8
-    selection: str = "fold"
-    select_metric: str = "median_r"
-    time_budget_sec: float = 0.0
-    head_hidden: int = 0
-    amp: bool = True
-
-    @classmethod
-    def from_params(cls, p: object) -> FinetuneConfig:
-        names = cls.__dataclass_fields__
-        return cls(**{k: getattr(p, k) for k in names if hasattr(p, k)})
 
 
 # ------------------------------------------------------------------------------------------
@@ -241,7 +205,7 @@ def _runs(x: torch.Tensor, seg: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     return out, mask
 
 
-def supervised_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: FinetuneConfig
+def supervised_loss(out: dict[str, torch.Tensor], batch: dict[str, torch.Tensor], cfg: FinetuneParams
                     ) -> tuple[torch.Tensor, dict[str, float]]:
     """The total loss of one batch (see the module docstring) and its parts as floats.
 
@@ -298,15 +262,14 @@ def _window_tensor(data: LabelledSet, pos: np.ndarray, device: torch.device) -> 
     return torch.from_numpy(x).to(device)
 
 
-def _pad_mask(pad_fraction: np.ndarray, device: torch.device, n_frames: int = 128) -> torch.Tensor | None:
+def _pad_mask(pad_fraction: np.ndarray, device: torch.device) -> torch.Tensor | None:
+    """Frame pad mask on ``device``, None when nothing is padded."""
     if not (pad_fraction > 0).any():
         return None
-    valid = np.round(n_frames * (1.0 - pad_fraction)).astype(int)
-    m = np.arange(n_frames)[None, :] >= valid[:, None]
-    return torch.from_numpy(m).to(device)
+    return torch.from_numpy(pad_mask_from_fraction(pad_fraction)).to(device)
 
 
-def iterate_batches(data: LabelledSet, segs: np.ndarray, cfg: FinetuneConfig, rng: np.random.Generator
+def iterate_batches(data: LabelledSet, segs: np.ndarray, cfg: FinetuneParams, rng: np.random.Generator
                     ) -> list[np.ndarray]:
     """Shuffle segments; take a random run of ≤ ``max_windows_per_segment`` consecutive windows from
     each; pack whole runs into batches of ≤ ``batch_size`` windows. Returns index positions per batch."""
@@ -367,7 +330,7 @@ def _autocast(device: torch.device, amp: bool):
     return autocast(device, "auto" if amp else "off")
 
 
-def predict_segments(model: torch.nn.Module, data: LabelledSet, segs: np.ndarray, cfg: FinetuneConfig,
+def predict_segments(model: torch.nn.Module, data: LabelledSet, segs: np.ndarray, cfg: FinetuneParams,
                      device: torch.device) -> tuple[np.ndarray, dict[str, np.ndarray], np.ndarray]:
     """(segment predictions [S, 19], window outputs over the segments' windows, window positions)."""
     pos = np.concatenate([data.rows[s] for s in segs])
@@ -393,7 +356,7 @@ def selection_score(y: np.ndarray, pred: np.ndarray, metric: str) -> float:
 @dataclass
 class RunResult:
     """One training run: the model (best selected state loaded), its selected epoch, the history
-    rows ``run, epoch, train_loss, select_score, lr, seconds``."""
+    rows ``run, epoch, train_loss, select_score, lr``."""
 
     model: torch.nn.Module
     best_epoch: int
@@ -404,7 +367,7 @@ class _SegmentBatches:
     """``epoch_batches(epoch)`` for ``crescendai.learn.loop.fit``: :func:`iterate_batches` with an RNG
     seeded by (seed, epoch), so every epoch's batches are reproducible (and resumable)."""
 
-    def __init__(self, data: LabelledSet, segs: np.ndarray, cfg: FinetuneConfig, seed: int) -> None:
+    def __init__(self, data: LabelledSet, segs: np.ndarray, cfg: FinetuneParams, seed: int) -> None:
         self.data, self.segs, self.cfg, self.seed = data, segs, cfg, seed
 
     def epoch_batches(self, epoch: int) -> list[np.ndarray]:
@@ -416,7 +379,7 @@ def train_run(
     data: LabelledSet,
     train_segs: np.ndarray,
     select_segs: np.ndarray | None,
-    cfg: FinetuneConfig,
+    cfg: FinetuneParams,
     device: torch.device,
     *,
     epochs: int,
@@ -471,8 +434,8 @@ def train_run(
     best_step = st.best_step if val_fn is not None else st.step
     best_epoch = max(1, math.ceil(best_step / per_epoch))
     history = [{"run": name, "epoch": r["step"] / per_epoch, "train_loss": r["train_loss"],
-                "select_score": -r["val_loss"] if val_fn is not None else None, "lr": r["lr"],
-                "seconds": r["seconds"]} for r in st.rows]
+                "select_score": -r["val_loss"] if val_fn is not None else None, "lr": r["lr"]}
+               for r in st.rows]
     log.info("%s: %s after %d steps (%.0f s); selected epoch %d", name, st.stop_reason, st.step,
              st.elapsed_sec, best_epoch)
     return RunResult(model, int(best_epoch), history)
@@ -509,7 +472,7 @@ def _pred_frame(data: LabelledSet, segs: np.ndarray, seg_pred: np.ndarray, w: di
     return pd.concat([s, wf], ignore_index=True)
 
 
-def _run_budget(cfg: FinetuneConfig, n_rounds: int) -> float:
+def _run_budget(cfg: FinetuneParams, n_rounds: int) -> float:
     """Seconds for each of the ``n_rounds`` CV runs and the final run (0 = no cap)."""
     return cfg.time_budget_sec / (n_rounds + 1) if cfg.time_budget_sec > 0 else 0.0
 
@@ -521,20 +484,18 @@ def _ckpt(folder: str | Path | None, name: str) -> Path | None:
 @dataclass
 class CVResult:
     """Cross-validation in plan order: the fold scored by each round, its selected epoch, the
-    out-of-fold predictions frame of that fold and the history rows of its run; the wall-clock
-    seconds it took."""
+    out-of-fold predictions frame of that fold and the history rows of its run."""
 
     folds: list[int]
     best_epochs: list[int]
     frames: list[pd.DataFrame]
     history: list[dict[str, object]]
-    seconds: float = 0.0
 
 
 def cross_validate(
     make_model: Callable[[], torch.nn.Module],
     data: LabelledSet,
-    cfg: FinetuneConfig,
+    cfg: FinetuneParams,
     seed: int,
     env: DistEnv | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -568,27 +529,16 @@ def cross_validate(
         pred, w, pos = predict_segments(res.model, data, va, cfg, env.device)
         mine.append((i, res.best_epoch, res.history, _pred_frame(data, va, pred, w, pos, "oof", rnd.fold)))
         log.info("fold %d: trained on %s, selected epoch %d on fold %s", rnd.fold, rnd.train, res.best_epoch, rnd.select)
-    rounds = sorted(_gather_objects(mine, env), key=lambda r: r[0])
+    rounds = sorted(gather_objects(mine, env), key=lambda r: r[0])
+    log.info("cross-validation took %.1f s", time.perf_counter() - t0)
     return CVResult([plan[r[0]].fold for r in rounds], [r[1] for r in rounds], [r[3] for r in rounds],
-                    [row for r in rounds for row in r[2]], time.perf_counter() - t0)
-
-
-def _gather_objects(mine: list, env: DistEnv) -> list:
-    """Every rank's list, concatenated in rank order (``all_gather_object``); ``mine`` alone on one
-    process."""
-    if not env.distributed:
-        return mine
-    import torch.distributed as dist
-
-    parts: list[list] = [[] for _ in range(env.world)]
-    dist.all_gather_object(parts, mine)
-    return [x for part in parts for x in part]
+                    [row for r in rounds for row in r[2]])
 
 
 def run_finetune(
     make_model: Callable[[], torch.nn.Module],
     data: LabelledSet,
-    cfg: FinetuneConfig,
+    cfg: FinetuneParams,
     seed: int,
     device: torch.device | None = None,
     checkpoint_dir: str | Path | None = None,
@@ -615,12 +565,13 @@ def run_finetune(
         frames.append(_pred_frame(data, test, pred, w, pos, "test", -1))
     summary = {"folds": cv.folds, "selected_epochs": cv.best_epochs, "final_epochs": final_epochs,
                "n_train_segments": int(len(dev)), "n_test_segments": int(len(test)),
-               "device": str(device), "seconds": round(cv.seconds + time.perf_counter() - t0, 1)}
+               "device": str(device)}
+    log.info("final model and test predictions took %.1f s", time.perf_counter() - t0)
     return FinetuneResult(res.model, pd.concat(frames, ignore_index=True),
                           pd.DataFrame(cv.history + res.history), summary)
 
 
-def model_factory(model_params: object, cfg: FinetuneConfig, n_timbre_classes: int,
+def model_factory(model_params: ModelParams, cfg: FinetuneParams, n_timbre_classes: int,
                   init: str = "scratch", pretrain_dir: str | Path | None = None
                   ) -> Callable[[], torch.nn.Module]:
     """A function building a fresh :class:`crescendai.model.Model` for each run.
@@ -654,3 +605,33 @@ def model_factory(model_params: object, cfg: FinetuneConfig, n_timbre_classes: i
         return m
 
     return make
+
+
+def finetune(params: Params, init: str, features: str | Path, env: DistEnv, *, run_dir: str | Path,
+             pretrain_dir: str | Path | None = None, force_resume: bool = False) -> FinetuneResult | None:
+    """The ``finetune_<init>`` stage's work: the labelled set of ``features``, a model per run
+    (:func:`model_factory`; ``init="ssl"`` loads ``pretrain_dir``), checkpoints in ``run_dir`` under
+    the hash of the params and inputs (an interrupted run continues; ``force_resume`` even when the
+    hash differs), then :func:`run_finetune`.
+
+    Under ``torchrun`` the CV rounds run fold-parallel on every rank (:func:`cross_validate`); the
+    ranks then leave the process group and rank 0 trains the final model alone. Returns None on the
+    other ranks.
+    """
+    cfg = params.finetune
+    seed_everything(params.seed)
+    data = load_labelled(features)
+    make = model_factory(params.model, cfg, data.n_timbre_classes, init, pretrain_dir if init == "ssl" else None)
+    inputs = [sha1_file(Path(features) / "index.csv")]
+    if init == "ssl":
+        inputs.append(sha1_file(Path(pretrain_dir) / "backbone.pt"))
+    resume = prepare_shared_run_dir(run_dir, run_hash(params.seed, params.model, cfg, init, inputs), env,
+                                    force_resume=force_resume)
+    cv = None
+    if env.distributed:
+        cv = cross_validate(make, data, cfg, params.seed, checkpoint_dir=run_dir, resume=resume, env=env)
+        cleanup_distributed()
+        if not env.is_main:
+            return None
+    return run_finetune(make, data, cfg, seed=params.seed, device=env.device, checkpoint_dir=run_dir,
+                        resume=resume, cv=cv)

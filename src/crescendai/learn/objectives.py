@@ -1,6 +1,6 @@
 """Losses: self-supervised (pretraining) and supervised (fine-tuning). Pure functions of tensors.
 
-Self-supervised (``pretrain.objective``):
+Self-supervised (the losses behind ``crescendai.learn.ssl.OBJECTIVES``, chosen by ``pretrain.objective``):
 
 ==============  ===========================================================================
 ``infonce``     :func:`infonce` — positives are other views/crops of the *same recording*; negatives
@@ -8,7 +8,7 @@ Self-supervised (``pretrain.objective``):
 ``byol``        :func:`byol` + :func:`ema_momentum` / :func:`ema_update` (online → target network).
 ``masked``      :func:`masked_patch` — masked patch modelling: InfoNCE over the masked patches of
                 one window (softmax over the candidate-patch axis) and/or reconstruction MSE.
-``repulsive``   :func:`repulsive` — the old off-diagonal repulsion, kept for the ablation, with the
+``repulsive``   :func:`repulsive` — off-diagonal repulsion, an ablation, with the
                 same-recording guard (pairs of one recording are pulled together, never pushed apart).
 ``none``        no pretraining (the random-init baseline); :func:`none` returns a zero that keeps
                 the autograd graph.
@@ -28,11 +28,9 @@ import math
 from collections.abc import Sequence
 
 import torch
-import torch.distributed as dist
 import torch.nn as nn
 import torch.nn.functional as F
 
-SSL_OBJECTIVES: tuple[str, ...] = ("infonce", "byol", "masked", "repulsive", "none")
 _NEG: float = -1e9  # "minus infinity" that keeps gradients finite
 
 
@@ -135,7 +133,7 @@ def masked_patch(
 
 
 def repulsive(z: torch.Tensor, rec: torch.Tensor, repel_weight: float = 1.0) -> torch.Tensor:
-    """The old off-diagonal repulsion with the same-recording guard (ablation only).
+    """Off-diagonal repulsion with the same-recording guard (ablation only).
 
     ``mean_{same rec, i≠j} (1 - cos_ij) + repel_weight · mean_{other rec} cos_ij²``: off-diagonal
     pairs are pushed towards orthogonality only when they come from *different* recordings.
@@ -151,52 +149,6 @@ def repulsive(z: torch.Tensor, rec: torch.Tensor, repel_weight: float = 1.0) -> 
     align = ((1.0 - sim) * pos).sum() / pos.sum().clamp_min(1)
     repel = (sim.pow(2) * neg).sum() / neg.sum().clamp_min(1)
     return align + repel_weight * repel
-
-
-class _GatherRows(torch.autograd.Function):
-    """Every rank's rows of ``z`` concatenated in rank order (forward: ``all_gather`` of rows padded to
-    the largest shard, then trimmed). Backward: the incoming gradient summed over ranks
-    (``all_reduce``), this rank's rows returned — a reduce-scatter written with the one collective
-    every backend has. ``ctx`` keeps only ints: no process-group handle outlives
-    ``destroy_process_group`` in the autograd graph."""
-
-    @staticmethod
-    def forward(ctx, z: torch.Tensor, sizes: tuple[int, ...], rank: int) -> torch.Tensor:  # type: ignore[override]
-        zp = F.pad(z, (0, 0, 0, max(sizes) - z.shape[0])).contiguous()
-        parts = [torch.empty_like(zp) for _ in sizes]
-        dist.all_gather(parts, zp)
-        ctx.sizes, ctx.rank = sizes, rank
-        return torch.cat([t[:k] for t, k in zip(parts, sizes, strict=True)])
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        start = sum(ctx.sizes[: ctx.rank])
-        return grad[start : start + ctx.sizes[ctx.rank]], None, None
-
-
-def gather_across_ranks(z: torch.Tensor, rec: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Every rank's projections and recording ids, concatenated in rank order; identity when
-    ``torch.distributed`` is not initialised or has one process.
-
-    ``z`` (N_r, D) may differ in N_r across ranks. Gradients flow back to each rank's own rows, summed
-    over ranks: with every rank computing the same loss on the gathered batch and DDP averaging, the
-    update equals the single-process gradient of that loss, and each rank's items meet every other
-    rank's recordings as negatives. ``rec`` must hold global recording ids so same-recording crops on
-    different ranks are still masked.
-    """
-    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return z, rec
-    n = torch.tensor([z.shape[0]], device=z.device)
-    sizes = [torch.zeros_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, n)
-    sizes_i = tuple(int(x.item()) for x in sizes)
-    rp = F.pad(rec, (0, max(sizes_i) - rec.shape[0]), value=-1)
-    rs = [torch.empty_like(rp) for _ in sizes_i]
-    dist.all_gather(rs, rp)
-    return (_GatherRows.apply(z, sizes_i, dist.get_rank()),
-            torch.cat([t[:k] for t, k in zip(rs, sizes_i, strict=True)]))
 
 
 def none(z: torch.Tensor, *_: object, **__: object) -> torch.Tensor:
@@ -306,8 +258,6 @@ def smoothness_loss(seq: torch.Tensor, mask: torch.Tensor | None = None) -> torc
     w = (mask[:, 1:] & mask[:, :-1]).float()[..., None].expand_as(d)
     return (d * w).sum() / w.sum().clamp_min(1.0)
 
-
-"""Time-local proxy columns of the preprocess index, in this order."""
 
 DEFAULT_PROXY_PAIRS: tuple[tuple[int, int, float], ...] = (
     (0, 1, -1.0),   # timing (high = unstable)      vs tempo stability

@@ -1,36 +1,30 @@
-"""Self-supervised wrapper: backbone + the small task networks one objective needs, returning its loss.
+"""Self-supervised objectives: the one table of them, and the model that trains a backbone with one.
 
-    ssl = SSLModel(backbone, "infonce", SSLConfig(temperature=0.1))
+    ssl = SSLModel(backbone, params.pretrain)   # params.pretrain.objective names an entry of OBJECTIVES
     loss = ssl(x, rec)           # x (B, 128, 128) augmented dB views, rec (B,) recording ids
     ssl.after_step(step, total)  # BYOL: EMA update of the target network (no-op otherwise)
 
-Batch layout: the sampler (``crescendai.learn.loop.RecordingBatchSampler``) puts ``crops`` windows of
-each recording next to each other, so for BYOL item ``i``'s partner is the next item of the same
-recording (cyclically). Only the modules an objective uses are built (DDP needs no unused parameters).
+An :class:`Objective` says which small networks it adds beside the backbone and computes its loss;
+only the modules of the chosen objective are built (DDP needs no unused parameters). Adding one is a
+subclass here, an entry in :data:`OBJECTIVES` and its name in ``params.yaml``; its losses live in
+``crescendai.learn.objectives``.
+
+Batch layout: the sampler (``crescendai.learn.batches.RecordingBatchSampler``) puts ``crops`` windows
+of each recording next to each other, so for BYOL item ``i``'s partner is the next item of the same
+recording (cyclically).
 """
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 
+from crescendai.core.config import ConfigError, PretrainParams
 from crescendai.learn import objectives as obj
+from crescendai.learn.distributed import gather_across_ranks
 from crescendai.model.backbone import Backbone
-
-
-@dataclass(frozen=True)
-class SSLConfig:
-    """Objective settings (the ``pretrain`` params section feeds these)."""
-
-    proj_dim: int = 128
-    temperature: float = 0.1
-    mask_ratio: float = 0.4
-    recon_weight: float = 1.0
-    ema_base: float = 0.996
-    repel_weight: float = 1.0
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -49,62 +43,143 @@ def partner_index(rec: torch.Tensor) -> torch.Tensor:
     return torch.where(dist.min(dim=1).values < N, nxt, idx)
 
 
-class SSLModel(nn.Module):
-    def __init__(self, backbone: Backbone, objective: str, cfg: SSLConfig | None = None) -> None:
-        super().__init__()
-        if objective not in obj.SSL_OBJECTIVES:
-            raise ValueError(f"pretrain.objective must be one of {obj.SSL_OBJECTIVES}, got {objective!r}")
-        self.backbone, self.objective, self.cfg = backbone, objective, cfg or SSLConfig()
-        C, D = backbone.dim, self.cfg.proj_dim
-        backbone.mask_token.requires_grad_(objective == "masked")  # unused otherwise (DDP needs no idle params)
-        if objective in ("infonce", "repulsive", "byol"):
-            self.projector = _mlp(C, C, D)
-        if objective == "byol":
-            self.predictor = _mlp(D, C, D)
-            self.target_backbone = copy.deepcopy(backbone).requires_grad_(False)
-            self.target_projector = copy.deepcopy(self.projector).requires_grad_(False)
-        if objective == "masked":
-            P2 = backbone.cfg.patch ** 2
-            self.disc_head = nn.Linear(C, P2)
-            self.recon_head = nn.Linear(C, P2)
+class Objective:
+    """One self-supervised objective (stateless; its settings come from ``PretrainParams``)."""
 
-    def forward(self, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+    trains: bool = True
+    """False for the random-init baseline: the stage skips training."""
+    uses_mask_token: bool = False
+    """Whether the backbone's mask token takes part (it is frozen otherwise)."""
+
+    def modules(self, backbone: Backbone, p: PretrainParams) -> dict[str, nn.Module]:
+        """The networks to build beside ``backbone``, by attribute name, in construction order."""
+        return {}
+
+    def loss(self, m: SSLModel, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None
+             ) -> torch.Tensor:
         """Views (B, 128, 128) dB and recording ids (B,) → scalar loss."""
-        o, c = self.objective, self.cfg
-        if o == "none":
-            return obj.none(self.backbone(x, pad_mask))
-        if o == "masked":
-            return self._masked(x, pad_mask)
-        z = self.projector(self.backbone(x, pad_mask))  # (B, D)
-        if o in ("infonce", "repulsive"):  # negatives from every rank under DDP
-            zg, rg = obj.gather_across_ranks(z, rec)
-            if o == "infonce":
-                return obj.infonce(zg, rg, c.temperature)
-            return obj.repulsive(zg, rg, c.repel_weight)
-        # byol: online(view i) predicts target(partner of i), both directions
-        p = self.predictor(z)  # (B, D)
+        raise NotImplementedError
+
+    def after_step(self, m: SSLModel, step: int, total_steps: int) -> None:
+        """Runs after each optimiser step."""
+
+
+class NoPretraining(Objective):
+    """The random-init baseline: a zero loss that keeps the autograd graph."""
+
+    trains = False
+
+    def loss(self, m, x, rec, pad_mask):
+        return obj.none(m.backbone(x, pad_mask))
+
+
+class Contrastive(Objective):
+    """A projection head; the loss sees every rank's projections (negatives from all ranks under DDP)."""
+
+    def modules(self, backbone, p):
+        return {"projector": _mlp(backbone.dim, backbone.dim, p.proj_dim)}
+
+    def loss(self, m, x, rec, pad_mask):
+        zg, rg = gather_across_ranks(m.projector(m.backbone(x, pad_mask)), rec)  # (N, D), (N,)
+        return self.contrast(zg, rg, m.params)
+
+    def contrast(self, z: torch.Tensor, rec: torch.Tensor, p: PretrainParams) -> torch.Tensor:
+        raise NotImplementedError
+
+
+class InfoNCE(Contrastive):
+    def contrast(self, z, rec, p):
+        return obj.infonce(z, rec, p.temperature)
+
+
+class Repulsive(Contrastive):
+    repel_weight: float = 1.0
+
+    def contrast(self, z, rec, p):
+        return obj.repulsive(z, rec, self.repel_weight)
+
+
+class BYOL(Objective):
+    """Online network (projector + predictor) predicts an EMA target network, both directions."""
+
+    def modules(self, backbone, p):
+        C, D = backbone.dim, p.proj_dim
+        projector = _mlp(C, C, D)
+        return {"projector": projector, "predictor": _mlp(D, C, D),
+                "target_backbone": copy.deepcopy(backbone).requires_grad_(False),
+                "target_projector": copy.deepcopy(projector).requires_grad_(False)}
+
+    def loss(self, m, x, rec, pad_mask):
+        p = m.predictor(m.projector(m.backbone(x, pad_mask)))  # (B, D)
         with torch.no_grad():
-            self.target_backbone.train(self.training)
-            zt = self.target_projector(self.target_backbone(x, pad_mask))  # (B, D)
+            m.target_backbone.train(m.training)
+            zt = m.target_projector(m.target_backbone(x, pad_mask))  # (B, D)
         return obj.byol(p, zt[partner_index(rec)])
 
-    def _masked(self, x: torch.Tensor, pad_mask: torch.Tensor | None) -> torch.Tensor:
-        bb = self.backbone
+    def after_step(self, m, step, total_steps):
+        momentum = obj.ema_momentum(step, total_steps, m.params.ema_base)
+        obj.ema_update(m.target_backbone, m.backbone, momentum)
+        obj.ema_update(m.target_projector, m.projector, momentum)
+
+
+class Masked(Objective):
+    """Masked patch modelling: discriminate and reconstruct the masked patches of each window."""
+
+    uses_mask_token = True
+    recon_weight: float = 1.0
+
+    def modules(self, backbone, p):
+        P2 = backbone.cfg.patch ** 2
+        return {"disc_head": nn.Linear(backbone.dim, P2), "recon_head": nn.Linear(backbone.dim, P2)}
+
+    def loss(self, m, x, rec, pad_mask):
+        bb = m.backbone
         B, N = x.shape[0], bb.cfg.n_patches
-        M = max(2, round(self.cfg.mask_ratio * N))
+        M = max(2, round(m.params.mask_ratio * N))
         idx = torch.rand(B, N, device=x.device).argsort(dim=1)[:, :M]  # (B, M) masked positions
         token_mask = torch.zeros(B, N, dtype=torch.bool, device=x.device).scatter_(1, idx, True)
         h = bb.tokens(x, pad_mask, token_mask)[:, 1:]  # (B, N, C)
         h = h.gather(1, idx[..., None].expand(-1, -1, h.shape[-1]))  # (B, M, C)
         target = bb.patchify(bb.normalise(x))  # (B, N, P²)
         target = target.gather(1, idx[..., None].expand(-1, -1, target.shape[-1]))  # (B, M, P²)
-        return obj.masked_patch(self.disc_head(h), target, recon=self.recon_head(h),
-                                temperature=self.cfg.temperature, recon_weight=self.cfg.recon_weight)
+        return obj.masked_patch(m.disc_head(h), target, recon=m.recon_head(h),
+                                temperature=m.params.temperature, recon_weight=self.recon_weight)
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "infonce": InfoNCE(),
+    "byol": BYOL(),
+    "masked": Masked(),
+    "repulsive": Repulsive(),
+    "none": NoPretraining(),
+}
+"""``pretrain.objective`` → objective: the one list of the names."""
+
+
+def objective_named(name: str) -> Objective:
+    """The entry of :data:`OBJECTIVES`; an unknown name is a :class:`ConfigError` naming the key."""
+    try:
+        return OBJECTIVES[name]
+    except KeyError:
+        raise ConfigError(f"pretrain.objective: {name!r} is not one of {list(OBJECTIVES)}") from None
+
+
+class SSLModel(nn.Module):
+    """The backbone plus the modules of ``params.objective``; ``forward`` returns that objective's loss."""
+
+    def __init__(self, backbone: Backbone, params: PretrainParams) -> None:
+        super().__init__()
+        self.objective = objective_named(params.objective)
+        self.backbone, self.params = backbone, params
+        backbone.mask_token.requires_grad_(self.objective.uses_mask_token)  # DDP needs no idle params
+        for name, module in self.objective.modules(backbone, params).items():
+            self.add_module(name, module)
+
+    def forward(self, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Views (B, 128, 128) dB and recording ids (B,) → scalar loss."""
+        return self.objective.loss(self, x, rec, pad_mask)
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:
-        """Call after each optimiser step: BYOL's EMA target update (others: nothing)."""
-        if self.objective == "byol":
-            m = obj.ema_momentum(step, total_steps, self.cfg.ema_base)
-            obj.ema_update(self.target_backbone, self.backbone, m)
-            obj.ema_update(self.target_projector, self.projector, m)
+        """Call after each optimiser step (BYOL's EMA target update; nothing for the others)."""
+        self.objective.after_step(self, step, total_steps)

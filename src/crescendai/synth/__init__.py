@@ -12,6 +12,7 @@ Modules, one job each:
 ``labels``          controls + realised performance → 19 PercePiano-scale labels (segment, local)
 ``corpus``          the labelled / SSL / phone corpora as pure functions of a seed
 ``render``          the render entry points used by the stage and the CLI
+``jobs``            render jobs per corpus (synthetic sets, PercePiano, ASAP) and the render stage
 ==================  ==========================================================================
 
 Entry points: :func:`crescendai.synth.render.render_midi_file`,

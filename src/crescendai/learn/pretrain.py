@@ -1,0 +1,161 @@
+"""The pretraining recipe: a self-supervised backbone on the unlabelled set, then a frozen-embedding probe.
+
+    env = setup_distributed(params.pretrain.device)
+    res = pretrain(params, "data/features", env, run_dir="runs/pretrain", log_path="models/pretrain/log.csv")
+    res.backbone, res.metrics, res.rows      # rank 0; None on the other ranks
+
+Training (``params.pretrain``): the objective of ``crescendai.learn.ssl.OBJECTIVES`` on augmented
+views of ``<features>/ssl``, batches of ``crops_per_recording`` windows from distinct recordings,
+whole recordings held out for validation (the same views at every evaluation), warm-up + cosine
+schedule, early stopping, the best validation state kept. Checkpoints live in ``run_dir`` under the
+hash of the params, the world size and the SSL index, so an interrupted run continues. Under
+``torchrun`` the ranks train one DDP model and leave the process group when training ends.
+
+The probe (rank 0) embeds ``<features>/labelled`` (non-test rows) with the frozen backbone and with a
+randomly initialised one: ridge R² of the labels and kNN piano-class accuracy
+(``crescendai.learn.probe``). Wall-clock figures are logged, not returned: the metrics are reproducible.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crescendai.core.config import Params, seed_everything
+from crescendai.core.files import sha1_file
+from crescendai.learn.augment import augment
+from crescendai.learn.batches import (
+    RecordingBatchSampler,
+    WindowDataset,
+    pad_mask_from_fraction,
+    split_groups,
+)
+from crescendai.learn.checkpoints import prepare_shared_run_dir, run_hash
+from crescendai.learn.distributed import DistEnv, cleanup_distributed
+from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
+from crescendai.learn.probe import embed, probe
+from crescendai.learn.ssl import SSLModel
+from crescendai.model import Backbone, build_backbone
+
+log = logging.getLogger(__name__)
+
+N_VAL_BATCHES = 4
+"""Validation batches, the same ones at every evaluation."""
+
+
+@dataclass
+class PretrainResult:
+    """The trained backbone (best validation state), the metrics and the loss-curve rows."""
+
+    backbone: Backbone
+    metrics: dict[str, object]
+    rows: list[dict[str, float]] = field(default_factory=list)
+
+    def loss_curve_csv(self) -> str:
+        """``step,train_loss,val_loss`` per evaluation."""
+        lines = ["step,train_loss,val_loss"] + [f"{r['step']},{r['train_loss']},{r['val_loss']}" for r in self.rows]
+        return "\n".join(lines) + "\n"
+
+
+def pretrain(params: Params, features: str | Path, env: DistEnv, *, run_dir: str | Path,
+             log_path: str | Path | None = None, force_resume: bool = False) -> PretrainResult | None:
+    """Train (unless the objective does not train or the step budget is 0), then probe on rank 0.
+
+    Returns None on ranks other than 0. ``force_resume`` continues from ``run_dir`` even when its run
+    hash differs.
+    """
+    t0 = time.perf_counter()
+    p, pp = params, params.pretrain
+    seed_everything(p.seed + env.rank)
+    torch.manual_seed(p.seed)  # identical initial weights on every rank
+    backbone = build_backbone(p.model).to(env.device)
+    ssl = SSLModel(backbone, pp).to(env.device)
+    metrics: dict[str, object] = {"objective": pp.objective, "n_params_backbone": backbone.n_params(),
+                                  "device": str(env.device), "world_size": env.world}
+    rows: list[dict[str, float]] = []
+    if ssl.objective.trains and pp.max_steps > 0 and pp.epochs > 0:
+        ssl_set = Path(features) / "ssl"
+        resume = prepare_shared_run_dir(run_dir, run_hash(p.seed, p.model, pp, env.world, sha1_file(ssl_set / "index.csv")),
+                                        env, force_resume=force_resume)
+        rows = _train(ssl, p, WindowDataset(ssl_set), env, Path(run_dir) / "last.pt", resume, log_path, metrics)
+    cleanup_distributed()
+    if not env.is_main:
+        return None
+    metrics.update(run_probe(backbone, Path(features) / "labelled", p, env.device))
+    log.info("pretrain took %.1f s", time.perf_counter() - t0)
+    return PretrainResult(backbone, metrics, rows)
+
+
+def _train(ssl: SSLModel, p: Params, ds: WindowDataset, env: DistEnv, checkpoint: Path, resume: bool,
+           log_path: str | Path | None, metrics: dict[str, object]) -> list[dict[str, float]]:
+    """Fit ``ssl`` (its best validation state loaded at the end); add the training figures to
+    ``metrics``; return the log rows."""
+    pp = p.pretrain
+    tr, va = split_groups(ds.groups, pp.val_fraction, p.seed)
+    sampler = RecordingBatchSampler(ds.groups[tr], pp.batch_size, pp.crops_per_recording, seed=p.seed)
+    steps = min(pp.max_steps, pp.epochs * len(sampler))
+    opt = torch.optim.AdamW([q for q in ssl.parameters() if q.requires_grad], lr=pp.lr, weight_decay=pp.weight_decay)
+    sched = cosine_schedule(opt, min(pp.warmup_steps, steps // 4), steps)
+
+    def views_loss(net: torch.nn.Module, rows: np.ndarray, g: torch.Generator) -> torch.Tensor:
+        b = ds.batch(rows, env.device)
+        return net(augment(b["x"], g, pad_mask=b["pad_mask"]), b["group"], b["pad_mask"])
+
+    val_fn = None
+    if len(va):
+        n_val_rec = len(np.unique(ds.groups[va]))
+        vs = RecordingBatchSampler(ds.groups[va], min(pp.batch_size, pp.crops_per_recording * n_val_rec),
+                                   pp.crops_per_recording, seed=p.seed + 1)
+        val_batches = [b for e in range(N_VAL_BATCHES) for b in vs.epoch_batches(e)][:N_VAL_BATCHES]
+
+        def val_fn(model: torch.nn.Module) -> float:
+            g = torch.Generator().manual_seed(p.seed)  # the same views at every evaluation
+            torch_state = torch.get_rng_state()
+            losses = [float(views_loss(model, va[pos], g)) for pos in val_batches]
+            torch.set_rng_state(torch_state)  # evaluation leaves the training RNG untouched
+            return float(np.mean(losses))
+
+    cfg = LoopConfig(max_steps=steps, time_budget_sec=pp.time_budget_sec, eval_every=pp.eval_every,
+                     patience=pp.patience, amp=pp.amp)
+    st = fit(ssl, opt, sampler, lambda net, pos, g: views_loss(net, tr[pos], g), cfg=cfg, device=env.device,
+             val_fn=val_fn, scheduler=sched, generator=torch.Generator().manual_seed(p.seed + 1000 * env.rank),
+             checkpoint_path=checkpoint, resume=resume, log_path=log_path,
+             after_step=lambda s: ssl.after_step(s, steps), env=env)
+    ssl.load_state_dict(st.best_state)
+    metrics.update(steps=st.step, planned_steps=steps, best_step=st.best_step,
+                   best_val_loss=round(st.best_val, 6) if np.isfinite(st.best_val) else None,
+                   final_train_loss=st.rows[-1]["train_loss"] if st.rows else None, stop_reason=st.stop_reason,
+                   train_windows=int(len(tr)), val_windows=int(len(va)))
+    log.info("trained %d steps in %.1f s (%.1f windows/s)", st.step, st.elapsed_sec,
+             st.step * pp.batch_size / max(st.elapsed_sec, 1e-9))
+    return st.rows
+
+
+def run_probe(backbone: Backbone, labelled: Path, p: Params, device: torch.device) -> dict[str, object]:
+    """Probe metrics of ``backbone`` and of a random-init one on the non-test labelled rows ({} without
+    a labelled set)."""
+    from crescendai.data.window_cache import load_feature_set
+
+    if not (labelled / "windows.npy").is_file():
+        return {}
+    fs = load_feature_set(labelled)
+    rows = fs.rows("train", labelled=True, include_augmented=False)
+    if len(rows) == 0:
+        return {}
+    ix = fs.index.iloc[rows]
+    groups = ix["fold"].fillna(-1).astype(int).to_numpy() if ix["fold"].notna().any() else ix["performer_id"].to_numpy()
+    x, pad = fs.batch(rows), pad_mask_from_fraction(ix["pad_fraction"].to_numpy())
+    out: dict[str, object] = {}
+    for name, bb in (("", backbone), ("_random_init", build_backbone(p.model).to(device))):
+        r = probe(embed(bb, x, pad, device=device), ix["item"].to_numpy(), groups, fs.labels(rows),
+                  ix["timbre_class"].to_numpy(), alpha=p.pretrain.probe_alpha, k=p.pretrain.probe_k)
+        out[f"probe_r2{name}"] = round(r.r2, 4)
+        if r.timbre_acc is not None:
+            out[f"probe_timbre_acc{name}"] = round(r.timbre_acc, 4)
+        out["probe_segments"] = r.n_segments
+    return out
