@@ -9,9 +9,11 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 from crescendai.core.config import load_params, seed_everything
+from crescendai.core.errors import run_stage
 from crescendai.synth.corpus import LABELLED, PHONE, SSL, generate_corpus, write_corpus
 
 
@@ -31,4 +33,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage(main, "generate"))

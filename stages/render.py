@@ -11,9 +11,11 @@ from __future__ import annotations
 import argparse
 import logging
 import shutil
+import sys
 from pathlib import Path
 
 from crescendai.core.config import load_params, seed_everything
+from crescendai.core.errors import run_stage
 from crescendai.synth.jobs import build_jobs, render_corpora
 
 
@@ -32,4 +34,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_stage(main, "render"))

@@ -49,5 +49,5 @@ def test_corrupt_file_names_it(tmp_path):
     path.write_bytes(b"MThd\x00\x00garbage")
     with pytest.raises(MidiError, match="bad.mid"):
         read_midi(path)
-    with pytest.raises(ValueError, match="missing.mid"):
+    with pytest.raises(MidiError, match="missing.mid"):
         read_midi(tmp_path / "missing.mid")
