@@ -33,3 +33,57 @@ def test_ridge_cv_learns_linear_signal_and_respects_folds():
     for k in range(4):  # each held-out fold is predicted by a model fitted on the other folds only
         held, fit = ~is_test & (folds == k), ~is_test & (folds != k)
         np.testing.assert_array_equal(oof[held], make_ridge().fit(X[fit], Y[fit]).predict(X[held]))
+
+
+def _feature_dir(root, proxies: np.ndarray, midi_dir=None):
+    """A window cache of 16 segments × 2 windows (4 folds of 3 + a test set of 4) with the given proxy
+    columns; labels and windows are the same in every call; ``midi_dir`` gives every item a MIDI file
+    (else none has one)."""
+    import pandas as pd
+
+    from crescendai.core.midi import Note, Performance, write_midi
+
+    rng = np.random.default_rng(1)
+    target = rng.normal(size=(16, 4))
+    rows, wins = [], []
+    for s in range(16):
+        item = f"seg{s}"
+        midi = ""
+        if midi_dir is not None:
+            midi = str(midi_dir / f"{item}.mid")
+            write_midi(midi, Performance([Note(0.3 * i, 0.3 * i + 0.25, 60 + i % 5, 40 + 5 * s % 80) for i in range(8)], []))
+        for w in range(2):
+            wins.append(np.clip(rng.normal(-40, 15, (128, 128)), -80, 0))
+            rows.append({"item": item, "item_idx": s, "window": w, "pad_fraction": 0.0, "split": "test" if s >= 12 else "train",
+                         "fold": None if s >= 12 else s % 4, "midi_path": midi,
+                         **{f"y_{d}": 0.5 + 0.1 * target[s, d % 4] for d in range(19)},
+                         **{c: proxies[s, i] for i, c in enumerate(["p_onset_density", "p_tempo_stability",
+                                                                      "p_loudness_dynamics", "p_pedal"])}})
+    root.mkdir()
+    np.save(root / "windows.npy", np.stack(wins).astype(np.float16))
+    pd.DataFrame(rows).to_csv(root / "index.csv", index=False)
+    return [f"seg{s}" for s in range(12)], [f"seg{s}" for s in range(12, 16)]
+
+
+def test_the_audio_peer_reads_the_waveform_only(tmp_path):
+    """Changing the (MIDI-derived) proxy columns moves the audio+proxies peer, never the audio peer;
+    the MIDI peers exist only when every item has MIDI."""
+    from crescendai.evaluate.ridge import (
+        AUDIO_MIDI_PROXIES_RIDGE,
+        AUDIO_RIDGE,
+        MIDI_RIDGE,
+        ridge_baselines,
+    )
+
+    rng = np.random.default_rng(0)
+    (tmp_path / "midi").mkdir()
+    prox = np.random.default_rng(1).normal(size=(16, 4))  # the labels' own signal
+    oof_items, test_items = _feature_dir(tmp_path / "a", prox, tmp_path / "midi")
+    _feature_dir(tmp_path / "b", rng.normal(size=(16, 4)), tmp_path / "midi")
+    a = ridge_baselines(tmp_path / "a", oof_items, test_items)
+    b = ridge_baselines(tmp_path / "b", oof_items, test_items)
+    assert set(a) == {AUDIO_RIDGE, MIDI_RIDGE, AUDIO_MIDI_PROXIES_RIDGE}
+    np.testing.assert_array_equal(a[AUDIO_RIDGE][0], b[AUDIO_RIDGE][0])
+    assert not np.allclose(a[AUDIO_MIDI_PROXIES_RIDGE][0], b[AUDIO_MIDI_PROXIES_RIDGE][0])
+    _feature_dir(tmp_path / "c", prox)
+    assert set(ridge_baselines(tmp_path / "c", oof_items, test_items)) == {AUDIO_RIDGE}

@@ -157,7 +157,7 @@ def test_stage_drivers_on_fake_predictions(tmp_path):
         paths[v] = tmp_path / f"{v}.csv"
         res.predictions.to_csv(paths[v], index=False)
         m = evaluate_variant(paths[v], feat, v, tmp_path / "plots", n_boot=20)
-        assert {"cv", "test", "ridge_cv", "windows"} <= set(m) and m["cv"]["n_segments"] == 9
+        assert {"cv", "test", "audio_ridge_cv", "windows"} <= set(m) and m["cv"]["n_segments"] == 9
     out = compare_variants(paths["ssl"], paths["scratch"], None, tmp_path / "plots", n_boot=20)
     assert out["cv"]["n_segments"] == 9 and len(out["cv"]["delta_r"]) == 19
     assert (tmp_path / "plots" / "per_dim_r.csv").is_file()

@@ -420,11 +420,10 @@ def evaluate_variant(
     ridge: bool = True,
 ) -> dict[str, object]:
     """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
-    ``ridge``, the ridge peers on the same segments and folds (:mod:`crescendai.evaluate.ridge`):
-    ``ridge_cv`` / ``ridge_test`` (audio features) and, when every item was rendered from MIDI,
-    ``midi_ridge_cv`` / ``midi_ridge_test`` (MIDI features).
+    ``ridge``, the ridge peers on the same segments and folds (``<peer>_cv`` / ``<peer>_test`` for
+    each peer of :data:`crescendai.evaluate.ridge.PEERS` that the data allows).
     Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
-    from crescendai.evaluate.ridge import AUDIO_RIDGE, MIDI_RIDGE, ridge_baselines
+    from crescendai.evaluate.ridge import PEERS, ridge_baselines
 
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
@@ -444,7 +443,7 @@ def evaluate_variant(
     r = {"test": pearson_per_dim(_labels(test), _scores(test)) if has_test else None,
          **{name: pearson_per_dim(yt, p_oof) for name, (p_oof, _) in peers.items()}}
     for d, row in enumerate(rows):
-        for name in ("test", AUDIO_RIDGE, MIDI_RIDGE):
+        for name in ("test", *PEERS):
             row[f"r_{name}"] = float(r[name][d]) if r.get(name) is not None else float("nan")
     plots = Path(plots_dir)
     write_csv(plots / f"eval_{variant}_per_dim.csv", rows)
@@ -503,11 +502,11 @@ def compare_variants(
     bar: float = 0.05,
 ) -> dict[str, object]:
     """SSL vs scratch on the same segments: median-r gain with paired bootstrap CIs (segments and
-    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge peers (audio,
-    and MIDI when present) when the eval metrics (``eval_paths``: variant → its metrics file) hold
+    performers), one-sided p, per-dimension r deltas; also each variant vs the ridge peers
+    (:data:`crescendai.evaluate.ridge.PEERS`, those present) when the eval metrics (``eval_paths``: variant → its metrics file) hold
     them. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
     from crescendai.core.files import read_json
-    from crescendai.evaluate.ridge import AUDIO_RIDGE, MIDI_RIDGE
+    from crescendai.evaluate.ridge import PEERS
 
     a, b = read_predictions(ssl_predictions), read_predictions(scratch_predictions)
     out: dict[str, object] = {"bar": bar}
@@ -521,7 +520,7 @@ def compare_variants(
                 r_ssl, r_scratch = per_dim_r
     if "cv" not in out:
         raise ValueError(f"{ssl_predictions} and {scratch_predictions} share fewer than 3 out-of-fold segments")
-    peers = {AUDIO_RIDGE: np.full(N_DIMS, np.nan), MIDI_RIDGE: np.full(N_DIMS, np.nan)}
+    peers = {peer: np.full(N_DIMS, np.nan) for peer in PEERS}
     ev = {k: read_json(p) for k, p in (eval_paths or {}).items() if Path(p).is_file()}
     for peer in peers:
         rc = ev.get("ssl", {}).get(f"{peer}_cv")
@@ -535,8 +534,7 @@ def compare_variants(
     rows = [{"dim": d, "key": k, "ssl": float(r_ssl[d]), "scratch": float(r_scratch[d]),
              **{peer: float(r[d]) for peer, r in peers.items()}} for d, k in enumerate(KEYS)]
     write_csv(Path(plots_dir) / "per_dim_r.csv", rows)
-    bars = {"ssl": r_ssl, "scratch": r_scratch, "ridge (audio)": peers[AUDIO_RIDGE]}
-    if np.isfinite(peers[MIDI_RIDGE]).any():
-        bars["ridge (MIDI)"] = peers[MIDI_RIDGE]
+    bars = {"ssl": r_ssl, "scratch": r_scratch,
+            **{label: peers[peer] for peer, label in PEERS.items() if np.isfinite(peers[peer]).any()}}
     plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", bars)
     return out

@@ -1,14 +1,15 @@
 """The ridge peer baselines: ``StandardScaler → RidgeCV`` on hand-crafted features, same folds as the
 network, so its metrics sit beside the network's in ``metrics/eval_<variant>.json``.
 
-Two peers, named by the metrics key prefix they write (kept as they are for ``dvc metrics diff``):
+The peers, named for what they read (the metrics key prefix, ``<peer>_cv`` / ``<peer>_test``):
 
-- :data:`AUDIO_RIDGE` (``ridge_cv`` / ``ridge_test``) reads the audio: the 30 features of each
-  contract window (:mod:`crescendai.evaluate.audio_features`) plus the time-local proxies of the
-  feature index, mean and std per segment;
-- :data:`MIDI_RIDGE` (``midi_ridge_cv`` / ``midi_ridge_test``) reads each segment's symbolic source:
-  17 MIDI performance features (:mod:`crescendai.evaluate.midi_features`); present only when every
-  item was rendered from MIDI.
+- :data:`AUDIO_RIDGE` reads the waveform only: the 30 features of each contract window
+  (:mod:`crescendai.evaluate.audio_features`), mean and std per segment. The honest audio bar.
+- :data:`MIDI_RIDGE` reads each segment's symbolic source: 17 MIDI performance features
+  (:mod:`crescendai.evaluate.midi_features`); present only when every item was rendered from MIDI.
+- :data:`AUDIO_MIDI_PROXIES_RIDGE`: the audio features plus the window cache's time-local proxies,
+  which the cache computes from the MIDI whenever an item has one — so it reads the score as well
+  as the audio; present only when every item was rendered from MIDI.
 
 :func:`ridge_cv_predict` chooses alpha by efficient leave-one-out on the *training* rows only, predicts
 each held-out fold with a model that never saw it (scikit-learn's ``cross_val_predict`` over a
@@ -24,10 +25,15 @@ import numpy as np
 
 from crescendai.core import columns
 
-AUDIO_RIDGE = "ridge"
-"""Metrics key prefix of the ridge on audio (contract-window) features."""
+AUDIO_RIDGE = "audio_ridge"
 MIDI_RIDGE = "midi_ridge"
-"""Metrics key prefix of the ridge on MIDI performance features."""
+AUDIO_MIDI_PROXIES_RIDGE = "audio_midi_proxies_ridge"
+PEERS: dict[str, str] = {
+    AUDIO_RIDGE: "ridge (audio)",
+    MIDI_RIDGE: "ridge (MIDI)",
+    AUDIO_MIDI_PROXIES_RIDGE: "ridge (audio + MIDI proxies)",
+}
+"""Every ridge peer: metrics key prefix → plot label."""
 RIDGE_ALPHAS: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
 
 
@@ -79,8 +85,8 @@ def ridge_baselines(
     features_dir: str | os.PathLike[str], items_oof: Sequence[str], items_test: Sequence[str]
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """The ridge peers on the same folds: :data:`AUDIO_RIDGE` and, when every item was rendered from
-    MIDI, :data:`MIDI_RIDGE` → (oof predictions [len(items_oof), 19], test predictions
-    [len(items_test), 19]) in the given item orders."""
+    MIDI, :data:`MIDI_RIDGE` and :data:`AUDIO_MIDI_PROXIES_RIDGE` → (oof predictions
+    [len(items_oof), 19], test predictions [len(items_test), 19]) in the given item orders."""
     from crescendai.data.window_cache import load_feature_set
     from crescendai.evaluate.audio_features import segment_features, window_features
     from crescendai.evaluate.midi_features import midi_feature_matrix
@@ -89,16 +95,18 @@ def ridge_baselines(
     ix = fs.index
     rows = np.flatnonzero(ix["item"].isin(set(items_oof) | set(items_test)).to_numpy())
     sub = ix.iloc[rows]
+    items = sub["item"].to_numpy()
     wf = window_features(fs.windows[rows], sub["pad_fraction"].to_numpy(float))
-    proxies = [c for c in columns.PROXIES if c in sub.columns]
-    if proxies:
-        wf = np.concatenate([wf, np.nan_to_num(sub[proxies].to_numpy(np.float32))], axis=1)
-    X_audio, order = segment_features(wf, sub["item"].to_numpy())
+    X_audio, order = segment_features(wf, items)
     first = sub.groupby("item", sort=False).head(1).set_index("item").loc[order]  # one row per segment
     inputs = {AUDIO_RIDGE: X_audio}
     midi = first["midi_path"].fillna("") if "midi_path" in first else None
     if midi is not None and (midi != "").all():
         inputs[MIDI_RIDGE] = midi_feature_matrix(list(midi))
+        proxies = [c for c in columns.PROXIES if c in sub.columns]
+        if proxies:
+            wp = np.concatenate([wf, np.nan_to_num(sub[proxies].to_numpy(np.float32))], axis=1)
+            inputs[AUDIO_MIDI_PROXIES_RIDGE] = segment_features(wp, items)[0]
     Y = first[list(columns.LABELS)].to_numpy(float)
     folds = first["fold"].fillna(-1).astype(int).to_numpy()
     is_test = np.isin(order, list(items_test))
