@@ -56,6 +56,7 @@ def _feature_dir(root, proxies: np.ndarray, midi_dir=None):
             wins.append(np.clip(rng.normal(-40, 15, (128, 128)), -80, 0))
             rows.append({"item": item, "item_idx": s, "window": w, "pad_fraction": 0.0, "split": "test" if s >= 12 else "train",
                          "fold": None if s >= 12 else s % 4, "midi_path": midi,
+                         "performer_id": str(s % 4), "passage_id": f"p{s // 4}",
                          **{f"y_{d}": 0.5 + 0.1 * target[s, d % 4] for d in range(19)},
                          **{c: proxies[s, i] for i, c in enumerate(["p_onset_density", "p_tempo_stability",
                                                                       "p_loudness_dynamics", "p_pedal"])}})
@@ -87,3 +88,12 @@ def test_the_audio_peer_reads_the_waveform_only(tmp_path):
     assert not np.allclose(a[AUDIO_MIDI_PROXIES_RIDGE][0], b[AUDIO_MIDI_PROXIES_RIDGE][0])
     _feature_dir(tmp_path / "c", prox)
     assert set(ridge_baselines(tmp_path / "c", oof_items, test_items)) == {AUDIO_RIDGE}
+
+
+def test_peer_metrics_alone_on_the_cache_folds(tmp_path):
+    from crescendai.evaluate.ridge import peer_metrics
+
+    _feature_dir(tmp_path / "c", np.zeros((16, 4)))
+    m = peer_metrics(tmp_path / "c", n_boot=20)
+    assert set(m) == {"audio_ridge_cv", "audio_ridge_test"}
+    assert m["audio_ridge_cv"]["n_segments"] == 12 and m["audio_ridge_test"]["n_segments"] == 4

@@ -116,3 +116,48 @@ def ridge_baselines(
         oof, test = ridge_cv_predict(X, Y, folds, is_test)
         out[name] = (oof[[pos[i] for i in items_oof]], test[[pos[i] for i in items_test]])
     return out
+
+
+def peer_metrics(features_dir: str | os.PathLike[str], n_boot: int = 1000, ci: float = 0.95,
+                 seed: int = 0) -> dict[str, dict[str, object]]:
+    """Every ridge peer the data allows, alone (no network needed), on the window cache's own folds:
+    ``{"<peer>_cv": summary, "<peer>_test": summary}`` as in ``metrics/eval_<variant>.json``
+    (:func:`crescendai.evaluate.metrics.summarize`)."""
+    from crescendai.data.window_cache import load_feature_set
+    from crescendai.evaluate.metrics import summarize
+
+    seg = load_feature_set(features_dir).index.groupby("item", sort=True).head(1)
+    seg = seg[seg[list(columns.LABELS)].notna().all(axis=1)]
+    sets = {"cv": seg[seg["split"] != "test"], "test": seg[seg["split"] == "test"]}
+    peers = ridge_baselines(features_dir, list(sets["cv"]["item"]), list(sets["test"]["item"]))
+    out: dict[str, dict[str, object]] = {}
+    for name, preds in peers.items():
+        for (key, s), pred in zip(sets.items(), preds, strict=True):
+            if len(s) >= 3:
+                out[f"{name}_{key}"] = summarize(s[list(columns.LABELS)].to_numpy(float), pred,
+                                                 s["performer_id"].to_numpy(), s["passage_id"].to_numpy(),
+                                                 n_boot, ci, seed)
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m crescendai.evaluate.ridge [FEATURES]``: the ridge peers alone, as a table."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description="The ridge peers alone on a labelled window cache "
+                                 "(its manifest folds and test set); prints one row per peer and set.")
+    ap.add_argument("features", nargs="?", default="data/features/labelled")
+    ap.add_argument("--n-bootstrap", type=int, default=1000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args(argv)
+    print("| peer | set | segments | median r | 95 % CI (performers) | mean r | mean R² | within-passage acc. |")
+    print("|---|---|---|---|---|---|---|---|")
+    for key, m in peer_metrics(args.features, args.n_bootstrap, seed=args.seed).items():
+        name, _, set_name = key.rpartition("_")
+        lo, hi = m["median_r_ci_performer"]
+        print(f"| {name} | {set_name} | {m['n_segments']} | {m['median_r']:.2f} | [{lo:.2f}, {hi:.2f}] | "
+              f"{m['mean_r']:.2f} | {m['mean_r2']:.2f} | {m['mean_pairwise_acc']:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
