@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -74,6 +75,8 @@ def test_text_and_files(analysis, tmp_path):
         assert p.stat().st_size > 0
     assert (tmp_path / "out" / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     html = written["html"].read_text()
+    name = Path(rep["input"]["path"]).name
+    assert f"<h1>CrescendAI analysis: {name}</h1>" in html and f"<title>CrescendAI — {name}</title>" in html
     assert html.count("data:image/png;base64,") == 3 and "<script" not in html and "src=\"http" not in html
     assert json.loads(written["json"].read_text())["plots"]["timeline"] == "timeline.png"
 

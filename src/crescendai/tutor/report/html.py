@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import html as _html
+from pathlib import PurePath
 from typing import Any
 
 from crescendai.tutor.report.text import bars_phrase, validation_phrase
@@ -22,10 +23,11 @@ def html_report(rep: dict[str, Any], images: dict[str, bytes]) -> str:
     """The report page; ``images`` maps plot name (timeline, overall, saliency) → PNG bytes."""
     e = _html.escape
     inp = rep["input"]
+    name = PurePath(inp["path"]).name  # the recording's own file name; the full path stays in report.json
     parts = [
         "<!doctype html><html><head><meta charset='utf-8'>",
-        f"<title>CrescendAI — {e(inp['path'])}</title><style>{_CSS}</style></head><body>",
-        f"<h1>CrescendAI analysis: {e(inp['path'])}</h1>",
+        f"<title>CrescendAI — {e(name)}</title><style>{_CSS}</style></head><body>",
+        f"<h1>CrescendAI analysis: {e(name)}</h1>",
         f"<p>{inp['duration_sec']:.0f} s · {e(bars_phrase(rep))} · model {e(rep['model']['path'])}"
         f"{'' if rep['model']['calibrated'] else ' (uncalibrated)'}</p>",
     ]
