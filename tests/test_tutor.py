@@ -128,6 +128,17 @@ def test_mark_quiet_excludes_a_silent_gap():
     assert list(np.flatnonzero(~s.valid)) == [3, 4, 5, 6]
 
 
+def test_a_bug_while_loading_keeps_its_traceback(tmp_path, monkeypatch):
+    import crescendai.model
+
+    def broken(*_a, **_k):
+        raise TypeError("a bug, not a damaged file")
+
+    monkeypatch.setattr(crescendai.model, "load_model", broken)
+    with pytest.raises(TypeError, match="a bug"):
+        load_bundle(save_tiny_bundle(tmp_path / "ok"))
+
+
 def test_load_bundle_errors_and_success(tmp_path):
     with pytest.raises(ModelError, match="dvc repro"):
         load_bundle(tmp_path / "nothing")
@@ -136,6 +147,10 @@ def test_load_bundle_errors_and_success(tmp_path):
     (bad / "model.pt").write_bytes(b"not a model")
     with pytest.raises(ModelError, match="cannot load the model"):
         load_bundle(bad)
+    save_tiny_bundle(tmp_path / "damaged")
+    (tmp_path / "damaged" / "model.pt").write_bytes(b"not a model")  # config.json is fine
+    with pytest.raises(ModelError, match="cannot load the weights"):
+        load_bundle(tmp_path / "damaged")
     b = load_bundle(save_tiny_bundle(tmp_path / "ok"))
     assert not isinstance(b.calibration, IdentityCalibration)
     assert b.scorer.score(_db(2), mc_samples=3).mean.shape == (2, 19)

@@ -8,6 +8,7 @@ plus any extra metadata the caller passes (kept verbatim). Both are written atom
 from __future__ import annotations
 
 import os
+import pickle
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -182,10 +183,22 @@ def _resolve(path: str | os.PathLike[str]) -> tuple[Path, dict[str, Any]]:
 def load_model(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> Backbone | Model:
     """Load what :func:`save_model` wrote (a ``.pt`` path or its folder); returns it in eval mode."""
     p, cfg = _resolve(path)
-    backbone = Backbone(section_from_dict(ModelParams, cfg["backbone"], f"{p.with_name('config.json')}: backbone"))
-    module: Backbone | Model = backbone if cfg["kind"] == "backbone" else Model(backbone, HeadsConfig(**cfg["heads"]))
-    state = torch.load(p, map_location=map_location, weights_only=True)
-    module.load_state_dict(state)
+    cfg_path = p.with_name("config.json")
+    backbone = Backbone(section_from_dict(ModelParams, cfg["backbone"], f"{cfg_path}: backbone"))
+    if cfg["kind"] == "backbone":
+        module: Backbone | Model = backbone
+    else:
+        try:
+            heads = HeadsConfig(**cfg["heads"])
+        except (KeyError, TypeError) as err:
+            raise ModelFileError(f"{cfg_path}: 'heads' is missing or has unknown keys ({err}); "
+                                 "re-run the stage that wrote it (`uv run dvc repro`)") from None
+        module = Model(backbone, heads)
+    try:  # a damaged file, or weights that do not fit the config beside them
+        module.load_state_dict(torch.load(p, map_location=map_location, weights_only=True))
+    except (RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise ModelFileError(f"{p}: cannot load the weights ({type(err).__name__}: {err}); "
+                             "re-run the stage that wrote it (`uv run dvc repro`)") from None
     return module.eval()
 
 

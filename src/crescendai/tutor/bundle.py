@@ -78,11 +78,9 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu") -> Bundle:
         )
     try:
         model = load_model(p, map_location=device)
-    except Exception as err:  # any failure to read model.pt: the file is damaged or from another version
-        raise ModelError(
-            f"{model_file}: cannot load the model ({type(err).__name__}: {err}); "
-            "re-run `uv run dvc repro` to rebuild it"
-        ) from None
+    except CrescendAIError as err:  # damaged, or from another version; a bug keeps its traceback
+        raise ModelError(f"{model_file}: cannot load the model ({err}); re-run `uv run dvc repro` to "
+                         "rebuild it") from None
     try:
         backbone, head, info = split_model(model)
     except ModelError as err:
