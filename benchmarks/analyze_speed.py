@@ -1,30 +1,40 @@
-"""Benchmark: time and peak memory of `crescendai analyze` on long recordings, 2 CPU threads.
+"""Benchmark: `crescendai analyze` cold and warm, and its peak memory, beside the goals, on 2 cores.
 
-Measures, each in a fresh child process (so peak RSS is the analysis's own, imports included):
+For a 1-minute and a 10-minute recording, measured side by side in one run:
 
-- ``analyze_10min_sec``         10-minute recording, no score (beat-tracked bars), MC dropout on
-- ``analyze_10min_score_sec``   the same with its MIDI score (DTW alignment)
-- ``analyze_10min_peak_mb``     peak RSS of the no-score run
-- ``analyze_60min_peak_mb``     peak RSS for a 60-minute recording (the long-file memory check)
-- ``analyze_60min_sec``         its analysis time
+- **cold**: a fresh process running the whole command, ``python -m crescendai.cli analyze FILE``
+  (Python start, imports, model load, analysis, plots, report files): wall seconds, CPU seconds
+  and peak RSS. Goal: 1 minute ≤ 3 s.
+- **warm**: the same command called a second time in one process (``crescendai.cli.main`` twice;
+  the first call, on the 1-minute file, pays the imports): wall seconds; also the analysis alone
+  (``analysis.analyze_file`` + ``build_report``, no plots or files). Goal: 10 minutes ≤ 2 s.
+- **peak**: the cold process's peak RSS (``wait4`` of that child). Goal: ≤ 600 MB.
 
-Times are the analysis itself (``analysis.analyze_file`` + report building, warm imports: the model is
-loaded and one short file analysed first); ``analyze_10min_cli_cold_sec`` is the whole CLI command
-(Python start, imports, model load, plots and HTML) for comparison. Limits: ≤ 10 s and ≤ 1024 MB.
-The recording is a procedurally rendered piano piece (additive synthesis, 3/4 at 100 bpm), tiled
-to length and written to a temporary FLAC block by block.
+``--long`` adds a cold 60-minute run (the long-file memory check). Every child runs on at most two
+CPUs (``sched_setaffinity``) with ``OMP_NUM_THREADS=2``; the CLI's own thread settings apply
+(``OMP_WAIT_POLICY=PASSIVE``, one BLAS thread for NumPy). The load average is printed with every
+figure: other work on the same cores changes them several-fold.
 
-Prints ``name, value, limit, ratio`` lines (ratio = value / limit; ≤ 1 meets the target).
+"Cold" means a new process with warm disk and bytecode caches, as when a user runs the command a
+second time: an untimed first run fills them. Children get ``PYTHONPYCACHEPREFIX`` (a cache folder
+under the system temp directory) and never ``PYTHONDONTWRITEBYTECODE``, which some sandboxes set and
+which would add seconds of compiling every module from source to each start (``--as-is`` keeps the
+environment untouched).
 
-    uv run python benchmarks/analyze_speed.py [--model models/tutor] [--no-long]
+The recording is a procedurally rendered piano piece (additive synthesis, 3/4 at 100 bpm), tiled to
+length and written to a temporary FLAC block by block. Prints a side-by-side table, then
+``name, value, limit, ratio`` lines (ratio = value / limit; ≤ 1 meets the goal) for run_all.py.
+
+    uv run python benchmarks/analyze_speed.py [--model models/tutor] [--long] [--as-is]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -35,6 +45,7 @@ import numpy as np
 
 SR = 22050
 THREADS = 2
+GOALS = {"cold_1min_sec": 3.0, "warm_10min_sec": 2.0, "peak_mb": 600.0}
 
 
 def _notes(n_bars: int, beats: int = 3, bpm: float = 100.0, seed: int = 0) -> np.ndarray:
@@ -107,100 +118,163 @@ def make_fixture(folder: Path, minutes: float) -> tuple[Path, Path]:
     return audio, score
 
 
-def _bundle(model: str | None):
-    """The tutor bundle, or a default-size random model (params.yaml `model` section) when absent."""
+def ensure_bundle(model: str, folder: Path) -> tuple[str, str]:
+    """(bundle folder, description): ``model`` if it holds a model.pt, else a default-size random
+    model (params.yaml ``model`` section) saved under ``folder``."""
+    if Path(model, "model.pt").is_file():
+        return model, f"bundle {model}"
     import torch
 
-    from crescendai.tutor.bundle import Bundle, IdentityCalibration, load_bundle, split_model
-    from crescendai.tutor.scorer import TorchScorer
-
-    if model and Path(model, "model.pt").is_file():
-        return load_bundle(model), f"bundle {model}"
     from crescendai.core.config import load_params
-    from crescendai.model import HeadsConfig, build_model
+    from crescendai.model import HeadsConfig, build_model, save_model
 
     torch.manual_seed(0)
-    m = build_model(load_params().model, HeadsConfig()).eval()
-    backbone, head, _ = split_model(m)
-    return Bundle(TorchScorer(backbone, head), IdentityCalibration(), "random"), \
-        "random default-size model (models/tutor absent)"
+    out = folder / "random_bundle"
+    out.mkdir(parents=True, exist_ok=True)
+    save_model(build_model(load_params().model, HeadsConfig()).eval(), out / "model.pt")
+    return str(out), "random default-size model, uncalibrated (models/tutor absent)"
 
 
-def child(args: argparse.Namespace) -> None:
-    import torch
+def _cli_args(audio: Path, out: Path, model: str) -> list[str]:
+    return ["analyze", str(audio), "--out", str(out), "--no-progress", "--model", model]
 
-    torch.set_num_threads(THREADS)
+
+def warm_child(audio: str, first: str, model: str, out: str) -> None:
+    """In one process: the command on ``first`` (imports), then timed on ``audio``; then the
+    analysis alone. Prints one JSON line."""
+    from crescendai.cli import main
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        if main(_cli_args(Path(first), Path(out) / "first", model)):
+            raise SystemExit("the first call failed")
+        t = time.perf_counter()
+        rc = main(_cli_args(Path(audio), Path(out) / "warm", model))
+        command = time.perf_counter() - t
+    if rc:
+        raise SystemExit("the timed call failed")
     from crescendai.core.config import load_params
     from crescendai.tutor.analysis import analyze_file
+    from crescendai.tutor.bundle import load_bundle
     from crescendai.tutor.report import build_report
 
-    params = load_params().tutor
-    bundle, desc = _bundle(args.model)
-    if args.warm:
-        analyze_file(args.warm, bundle, score_path=args.warm_score, params=params)
+    bundle = load_bundle(model)
     t = time.perf_counter()
-    a = analyze_file(args.audio, bundle, score_path=args.score, params=params)
+    a = analyze_file(audio, bundle, params=load_params().tutor)
     build_report(a)
-    sec = time.perf_counter() - t
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"sec": sec, "rss_mb": rss_mb, "model": desc, "windows": len(a.series),
-                      "timings": a.timings, "bars": len(a.units)}))
+    analysis = time.perf_counter() - t
+    print(json.dumps({"command_sec": command, "analysis_sec": analysis, "windows": len(a.series),
+                      "stages": {k: round(v, 2) for k, v in a.timings.items()}}))
 
 
-def _run_child(audio: Path, score: Path | None, model: str | None, warm: Path | None,
-               warm_score: Path | None) -> dict:
-    cmd = [sys.executable, __file__, "--child", str(audio)]
-    if score:
-        cmd += ["--score", str(score)]
-    if model:
-        cmd += ["--model", model]
-    if warm:
-        cmd += ["--warm", str(warm)] + (["--warm-score", str(warm_score)] if warm_score else [])
-    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
-    out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-    if out.returncode:
-        raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
-    return json.loads(out.stdout.strip().splitlines()[-1])
+def _env(as_is: bool, cache: Path) -> dict[str, str]:
+    env = dict(os.environ, OMP_NUM_THREADS=str(THREADS))
+    if not as_is:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(cache)
+    return env
+
+
+def _pin() -> None:  # in the child, before exec: at most THREADS CPUs
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, cpus[:THREADS])
+
+
+def cold(audio: Path, out: Path, model: str, env: dict[str, str]) -> dict:
+    """The whole command in a fresh process: wall, CPU seconds and peak RSS via wait4."""
+    cmd = [sys.executable, "-m", "crescendai.cli", *_cli_args(audio, out, model)]
+    load0 = os.getloadavg()[0]
+    with tempfile.TemporaryFile() as err:
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env, preexec_fn=_pin,
+                                cwd=Path(__file__).resolve().parents[1])
+        _, status, ru = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        if proc.returncode:
+            err.seek(0)
+            tail = err.read().decode(errors="replace")[-3000:]
+            raise SystemExit(f"cold run failed on {audio.name}:\n{tail}")
+    return {"sec": wall, "cpu_sec": ru.ru_utime + ru.ru_stime, "peak_mb": ru.ru_maxrss / 1024,
+            "load": (load0, os.getloadavg()[0])}
+
+
+def warm(audio: Path, first: Path, out: Path, model: str, env: dict[str, str]) -> dict:
+    cmd = [sys.executable, __file__, "--warm-child", str(audio), "--first", str(first), "--model", model,
+           "--out", str(out)]
+    # this script imports NumPy before the CLI can set its thread settings: give them from outside
+    env = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_NUM_THREADS": "1", **env}
+    load0 = os.getloadavg()[0]
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env, preexec_fn=_pin,
+                         cwd=Path(__file__).resolve().parents[1])
+    if res.returncode:
+        raise SystemExit(f"warm run failed on {audio.name}:\n{res.stderr[-3000:]}")
+    r = json.loads(res.stdout.strip().splitlines()[-1])
+    r["load"] = (load0, os.getloadavg()[0])
+    return r
+
+
+def _mmss(sec: float) -> str:
+    return f"{int(sec // 60)}:{int(round(sec % 60)):02d}"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--child", metavar="AUDIO", help=argparse.SUPPRESS)
-    ap.add_argument("--score", help=argparse.SUPPRESS)
-    ap.add_argument("--warm", help=argparse.SUPPRESS)
-    ap.add_argument("--warm-score", help=argparse.SUPPRESS)
-    ap.add_argument("--model", default="models/tutor", help="tutor bundle (random default-size model if absent)")
-    ap.add_argument("--no-long", action="store_true", help="skip the 60-minute memory check")
+    ap.add_argument("--warm-child", metavar="AUDIO", help=argparse.SUPPRESS)
+    ap.add_argument("--first", help=argparse.SUPPRESS)
+    ap.add_argument("--out", help=argparse.SUPPRESS)
+    ap.add_argument("--model", default="models/tutor",
+                    help="tutor bundle (a random default-size model if absent)")
+    ap.add_argument("--long", action="store_true", help="add a cold 60-minute run (memory check)")
+    # the default; run_all.py --quick passes it
+    ap.add_argument("--no-long", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--as-is", action="store_true",
+                    help="children inherit the environment unchanged (bytecode settings included)")
     args = ap.parse_args()
-    if args.child:
-        args.audio = args.child
-        child(args)
+    if args.warm_child:
+        warm_child(args.warm_child, args.first, args.model, args.out)
         return
-    rows = []
+    cache = Path(tempfile.gettempdir()) / "crescendai-bench-pycache"
+    env = _env(args.as_is, cache)
     with tempfile.TemporaryDirectory() as tmp:
         d = Path(tmp)
-        warm_audio, warm_score = make_fixture(d, 0.5)
-        a10, s10 = make_fixture(d, 10)
-        r = _run_child(a10, None, args.model, warm_audio, None)
-        print(f"# model: {r['model']}; 10 min: {r['windows']} windows, {r['bars']} bars; "
-              f"stages {json.dumps({k: round(v, 2) for k, v in r['timings'].items()})}", file=sys.stderr)
-        rows += [("analyze_10min_sec", r["sec"], 10.0), ("analyze_10min_peak_mb", r["rss_mb"], 1024.0)]
-        r = _run_child(a10, s10, args.model, warm_audio, warm_score)
-        rows.append(("analyze_10min_score_sec", r["sec"], 10.0))
-        t = time.perf_counter()
-        cmd = [sys.executable, "-m", "crescendai.cli", "analyze", str(a10), "--out", str(d / "cli"),
-               "--no-progress", "--model", args.model if Path(args.model, "model.pt").is_file() else "-"]
-        if Path(args.model, "model.pt").is_file():
-            env = dict(os.environ, OMP_NUM_THREADS=str(THREADS), MKL_NUM_THREADS=str(THREADS))
-            out = subprocess.run(cmd, capture_output=True, text=True, env=env)
-            if out.returncode == 0:
-                rows.append(("analyze_10min_cli_cold_sec", time.perf_counter() - t, 10.0))
-        if not args.no_long:
-            a60, _ = make_fixture(d, 60)
-            r = _run_child(a60, None, args.model, warm_audio, None)
-            rows += [("analyze_60min_sec", r["sec"], 60.0), ("analyze_60min_peak_mb", r["rss_mb"], 1024.0)]
+        model, desc = ensure_bundle(args.model, d)
+        takes = {m: make_fixture(d, m)[0] for m in ((1, 10, 60) if args.long else (1, 10))}
+        cold(takes[1], d / "primer", model, env)  # untimed: fills the bytecode and disk caches
+        res = {}
+        for m in (1, 10):
+            res[m] = {"cold": cold(takes[m], d / f"cold{m}", model, env),
+                      "warm": warm(takes[m], takes[1], d / f"warm{m}", model, env)}
+        if args.long:
+            res[60] = {"cold": cold(takes[60], d / "cold60", model, env)}
+    cpus = len(os.sched_getaffinity(0))
+    print(f"# model: {desc}; children on {min(cpus, THREADS)} of {cpus} CPUs; "
+          f"{'environment as is' if args.as_is else 'bytecode cache ' + str(cache)}")
+    head = ("audio", "cold s", "goal", "cold CPU s", "peak MB", "goal", "warm s", "goal",
+            "warm analysis s", "load (cold / warm)")
+    rows = [head]
+    for m, r in res.items():
+        c, w = r["cold"], r.get("warm")
+        rows.append((
+            _mmss(m * 60), f"{c['sec']:.2f}", "≤ 3" if m == 1 else "", f"{c['cpu_sec']:.2f}",
+            f"{c['peak_mb']:.0f}", "≤ 600", f"{w['command_sec']:.2f}" if w else "-",
+            "≤ 2" if m == 10 else "", f"{w['analysis_sec']:.2f}" if w else "-",
+            f"{c['load'][0]:.1f}–{c['load'][1]:.1f} / "
+            + (f"{w['load'][0]:.1f}–{w['load'][1]:.1f}" if w else "-"),
+        ))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head))]
+    for r in rows:
+        print("  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip())
+    w10 = res[10]["warm"]
+    print(f"# warm 10 min: {w10['windows']} windows; analysis stages {json.dumps(w10['stages'])}")
+    figures = [("analyze_1min_cold_sec", res[1]["cold"]["sec"], GOALS["cold_1min_sec"]),
+               ("analyze_10min_warm_sec", w10["command_sec"], GOALS["warm_10min_sec"]),
+               ("analyze_10min_warm_analysis_sec", w10["analysis_sec"], GOALS["warm_10min_sec"]),
+               ("analyze_10min_peak_mb", res[10]["cold"]["peak_mb"], GOALS["peak_mb"]),
+               ("analyze_1min_peak_mb", res[1]["cold"]["peak_mb"], GOALS["peak_mb"])]
+    if 60 in res:
+        figures.append(("analyze_60min_peak_mb", res[60]["cold"]["peak_mb"], GOALS["peak_mb"]))
     print("name, value, limit, ratio")
-    for name, value, limit in rows:
+    for name, value, limit in figures:
         print(f"{name}, {value:.2f}, {limit:g}, {value / limit:.3f}")
 
 

@@ -220,6 +220,31 @@ def test_a_dimension_the_model_cannot_judge_gets_no_advice(fx, capsys, monkeypat
     assert rc == 0 and "[unreliable: r 0.05]" in out and "gives no advice on them" in out
 
 
+def test_a_weak_model_gives_no_confident_line(fx):
+    """The rendered timing fault again, scored by the transparent timing model: with a small
+    out-of-fold error the fault is reported; with a large one (a weak model) no line reaches the
+    confidence threshold, however sure MC dropout is. A domain widening acts like a larger error."""
+    from crescendai.core.config import TutorParams
+
+    d = fx["dir"]
+    faulty = piece(16, 3, 100, seed=5, timing_jitter=0.003, fault_bars=(9, 12), fault_jitter=0.1)
+    score = write_score(d / "weak_score.mid", piece(16, 3, 100, seed=5))
+    audio = write_audio(d / "weak_take.wav", render(faulty))
+    params = TutorParams(min_confidence=0.8)
+
+    def lines(error: float, **kw) -> list:
+        cal = ValidatedIdentity(np.full(19, error), np.full(19, 0.5))
+        a = analysis.analyze_file(audio, Bundle(OnsetTimingScorer(), cal, "oracle"), score_path=score,
+                                  params=params, **kw)
+        assert all(ln.confidence <= 0.99 for ln in a.lines)
+        return [ln for ln in a.lines if TIMING in ln.dims]
+
+    assert lines(0.01)
+    assert not lines(0.5)
+    assert not lines(0.01, domain_widening=50.0)
+    assert not lines(0.01, domain_widening=lambda feats, series: np.full(19, 50.0))
+
+
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=False,

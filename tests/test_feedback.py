@@ -117,3 +117,67 @@ def test_max_lines_keeps_the_most_severe():
         s[k * 10 + 2: k * 10 + 4, TIMING] = sev / 7
     lines = fb.merge_spans(fb.find_spans(s, np.zeros_like(s), np.median(s, axis=0)), max_lines=2)
     assert [ln.first for ln in lines] == [12, 22]
+
+
+# ------------------------------------------------------------------------------------------
+# honest confidence: MC spread, the model's out-of-fold error, the domain widening
+# ------------------------------------------------------------------------------------------
+
+
+def test_a_weak_model_gives_no_confident_line():
+    s = clean()
+    s[13:18, TIMING] = 6.0 / 7  # a large fault, two rating points past the middle
+    std = np.full_like(s, 0.005)  # MC dropout is sure of itself
+    good = fb.find_spans(s, std, np.median(s, axis=0), model_error=np.full(19, 0.05))
+    assert [sp.dim for sp in good] == [TIMING] and good[0].confidence > 0.99 - 1e-9
+    weak = np.full(19, 0.4)  # out-of-fold RMSE of ~3 rating points: the model is not to be trusted
+    assert not fb.find_spans(s, std, np.median(s, axis=0), model_error=weak, min_confidence=0.8)
+    # the same dimension's error only: other dimensions keep their (small) error
+    err = np.full(19, 0.05)
+    err[TIMING] = 0.4
+    assert not fb.find_spans(s, std, np.median(s, axis=0), model_error=err, min_confidence=0.8)
+    # no validation record at all: one rating point of error is assumed, not zero
+    assert fb.model_error_per_dim(None).tolist() == [fb.UNKNOWN_MODEL_ERROR] * 19
+    nan = np.full(19, np.nan)
+    assert fb.model_error_per_dim(nan).tolist() == [fb.UNKNOWN_MODEL_ERROR] * 19
+    (sp,) = fb.find_spans(s, np.zeros_like(s), np.median(s, axis=0))
+    assert sp.confidence < fb.MAX_CONFIDENCE and sp.sigma == pytest.approx(fb.UNKNOWN_MODEL_ERROR)
+
+
+def test_domain_widening_lowers_confidence():
+    s = clean()
+    s[13:18, TIMING] = 5.5 / 7
+    err = np.full(19, 0.08)
+    base = np.median(s, axis=0)
+    (plain,) = fb.find_spans(s, np.full_like(s, 0.02), base, model_error=err, min_confidence=0.0)
+    (wide,) = fb.find_spans(s, np.full_like(s, 0.02), base, model_error=err, min_confidence=0.0,
+                            domain_widening=2.0)
+    assert wide.confidence < plain.confidence and wide.sigma == pytest.approx(np.hypot(0.02, 0.16))
+    w = np.ones(19)
+    w[TIMING] = 3.0  # per dimension
+    (per_dim,) = fb.find_spans(s, np.full_like(s, 0.02), base, model_error=err, min_confidence=0.0,
+                               domain_widening=w)
+    assert per_dim.confidence < wide.confidence
+    (narrow,) = fb.find_spans(s, np.full_like(s, 0.02), base, model_error=err, min_confidence=0.0,
+                              domain_widening=0.5)  # a widening never narrows
+    assert narrow.confidence == plain.confidence
+
+
+def test_confidence_reaches_99_percent_only_on_strong_evidence():
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        delta = float(rng.uniform(-0.1, 0.6))
+        mc, err, w = (float(v) for v in rng.uniform(0, 0.3, 3))
+        conf, sigma = fb.span_confidence(delta, mc, err, 1 + w)
+        assert 0.0 <= conf <= fb.MAX_CONFIDENCE
+        assert sigma == pytest.approx(np.hypot(mc, (1 + w) * err))
+        if conf >= 0.99:
+            assert delta >= 2.326 * sigma
+    assert fb.span_confidence(0.3, 0.0, 0.0) == (fb.MAX_CONFIDENCE, 0.0)  # never 100 %
+    assert fb.span_confidence(-0.1, 0.01, 0.05)[0] == 0.0
+
+
+def test_stated_confidence_is_rounded_down():
+    from crescendai.tutor.report.text import percent
+
+    assert percent(0.987) == "98%" and percent(0.99) == "99%" and percent(0.6) == "60%"

@@ -57,6 +57,21 @@ def test_backbone_runs_once_per_window_and_mc_only_on_the_head():
     assert calls == {"backbone": 1, "head": 2}  # one deterministic pass + one batched MC pass
 
 
+def test_mc_dropout_has_its_own_seeded_generator():
+    """The spread is reproducible from the scorer's seed alone: the global RNG neither drives it
+    (no global seeding needed) nor is disturbed by it."""
+    backbone, head, _ = split_model(tiny_model())
+    torch.manual_seed(1)
+    a = TorchScorer(backbone, head, seed=7).score(_db(4), mc_samples=8).std
+    torch.manual_seed(2)
+    state = torch.get_rng_state()
+    b = TorchScorer(backbone, head, seed=7).score(_db(4), mc_samples=8).std
+    assert torch.equal(torch.get_rng_state(), state)
+    np.testing.assert_array_equal(a, b)
+    c = TorchScorer(backbone, head, seed=8).score(_db(4), mc_samples=8).std
+    assert not np.array_equal(a, c) and c.mean() > 0
+
+
 def test_saliency_weights_pick_the_worst_problem_dims():
     mean = np.full((1, 19), 4 / 7)
     mean[0, dims.by_key("timing").index] = 0.95  # very unstable
@@ -91,6 +106,8 @@ def test_calibrated_std_follows_the_slope_and_pooling():
     r[4] = np.nan  # not measurable (constant labels): not judged
     p = pool(s, trim=0.2, model_error=err, validation_r=r)
     np.testing.assert_allclose(p.uncertainty, 0.05, rtol=1e-5)  # √(0.03² + 0.04²)
+    wide = pool(s, trim=0.2, model_error=err, domain_widening=2.0)
+    np.testing.assert_allclose(wide.uncertainty, np.hypot(0.03, 0.08), rtol=1e-5)
     judged = judged_dims(p.validation_r, 0.2)
     assert judged.tolist() == [i % 2 == 0 and i != 4 for i in range(19)]
     assert judged_dims(None, 0.2).all()

@@ -1,14 +1,16 @@
-"""Analysis of one recording, end to end: windows → calibrated scores → bars → feedback → saliency.
+"""Analysis of one recording, end to end: one pass → windows → calibrated scores → bars → feedback.
 
 Pipeline of :func:`analyze_file`::
 
-    stream_windows(path, hop)  ─►  Scorer.score(db [B,128,128])  ─►  calibrate  ─►  pool
-         (bounded memory)           mean [B,19], std [B,19]            (isotonic,     median, trimmed
-                                                                        per dim)       mean, quantiles
+    read_recording(path)  ─►  FrameFeatures: mel [T,128], level [T], onset [T] (, chroma [12,T])
+      (decoded, resampled           │
+       and transformed once)        ├─► iter_windows ─► Scorer.score(db [B,128,128]) ─► calibrate ─► pool
+                                    │                   mean [B,19], std [B,19]        (isotonic)   median, …
+                                    ├─► bars (beats from the onset envelope, or DTW to a score)
+                                    └─► saliency windows of the reported passages
 
-then bar lines (:mod:`crescendai.tutor.bars`), per-bar scores and feedback lines
-(:mod:`crescendai.tutor.feedback`), and saliency for the reported passages
-(:mod:`crescendai.tutor.saliency`). The parts live in :mod:`~crescendai.tutor.scorer` (the model
+then per-bar scores and feedback lines (:mod:`crescendai.tutor.feedback`). The parts live in
+:mod:`~crescendai.tutor.frontend` (the one pass), :mod:`~crescendai.tutor.scorer` (the model
 interface), :mod:`~crescendai.tutor.bundle` (the trained bundle and its calibration) and
 :mod:`~crescendai.tutor.series` (per-window scores, pooling, per-bar averages).
 """
@@ -22,11 +24,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from crescendai.core.audio import stream_windows
+from crescendai.core import dims
 from crescendai.core.config import TutorParams
 from crescendai.tutor import bars as bars_mod
 from crescendai.tutor import feedback as fb
 from crescendai.tutor.bundle import Bundle, Calibration, IdentityCalibration
+from crescendai.tutor.frontend import FrameFeatures, iter_windows, read_recording
 from crescendai.tutor.saliency import add_saliency, saliency_targets
 from crescendai.tutor.scorer import Scorer
 from crescendai.tutor.series import (
@@ -41,7 +44,7 @@ from crescendai.tutor.series import (
 
 
 def analyze_windows_of_file(
-    path: str | os.PathLike[str],
+    recording: FrameFeatures | str | os.PathLike[str],
     scorer: Scorer,
     calibration: Calibration,
     *,
@@ -51,15 +54,28 @@ def analyze_windows_of_file(
     min_duration_sec: float = 3.0,
     progress: Callable[[float], None] | None = None,
 ) -> WindowSeries:
-    """Stream ``path`` through the contract and score it (bounded memory: ~``batch_size`` windows).
+    """Score every contract window of a recording (its one-pass features, or a path read here);
+    memory beyond the mel frames is ~``batch_size`` windows.
 
     Raises:
         AudioError: missing, unreadable, corrupt, silent or too-short audio (names the file).
     """
-    chunk = max(batch_size, 16)
-    batches = stream_windows(path, hop_sec, chunk_windows=chunk, min_duration_sec=min_duration_sec)
+    feats = recording if isinstance(recording, FrameFeatures) else \
+        read_recording(recording, min_duration_sec=min_duration_sec)
+    batches = iter_windows(feats, hop_sec, chunk_windows=max(batch_size, 16))
     return score_windows(batches, scorer, calibration, hop_sec=hop_sec, mc_samples=mc_samples,
                          batch_size=batch_size, progress=progress)
+
+
+SALIENCY_BATCH: int = 8
+"""Windows per backward pass of the saliency, whose activations are kept for the backward pass:
+64 windows in passes of 32 raised the analysis's peak memory by ~85 MB, in passes of 8 by nothing
+measurable, at the same speed."""
+
+DomainWidening = float | np.ndarray | Callable[[FrameFeatures, WindowSeries], "float | np.ndarray"]
+"""A domain widening of the model error: a factor >= 1 (scalar or [19]), or a function of the
+recording's features and scored windows that returns one (e.g. from a distance to the training
+data). See :mod:`crescendai.tutor.feedback`."""
 
 
 @dataclass
@@ -69,7 +85,8 @@ class Analysis:
     ``units`` are the grid's bars, or time slices when no bars were found; ``unit_scores`` and
     ``unit_std`` [U, 19] are the calibrated scores and std averaged over each unit (NaN where no
     valid window overlaps it); ``lines`` index into ``units``; ``strengths`` / ``weaknesses`` are
-    dimension indices; ``timings`` maps each step to its seconds.
+    dimension indices; ``timings`` maps each step to its seconds; ``domain_widening`` [19] the
+    factor on the model error used for this recording (ones: none).
     """
 
     path: str
@@ -88,6 +105,7 @@ class Analysis:
     mc_samples: int
     timings: dict[str, float] = field(default_factory=dict)
     min_reliable_r: float = -1.0
+    domain_widening: np.ndarray = field(default_factory=lambda: np.ones(dims.N_DIMS))
 
     @property
     def judged(self) -> np.ndarray:
@@ -104,6 +122,7 @@ def analyze_file(
     tempo_hint: float | None = None,
     params=None,
     progress: Callable[[float], None] | None = None,
+    domain_widening: DomainWidening | None = None,
 ) -> Analysis:
     """Analyse one recording end to end.
 
@@ -115,6 +134,8 @@ def analyze_file(
         tempo_hint: beats per minute to seed beat tracking.
         params: :class:`crescendai.core.config.TutorParams` (defaults when None).
         progress: called with seconds of audio analysed.
+        domain_widening: widening of the model error for this recording (:data:`DomainWidening`;
+            None: none). It widens the overall uncertainty and lowers feedback confidence.
 
     Raises:
         AudioError: unusable audio. ScoreError: unusable or non-matching score. MeterError: bad
@@ -124,11 +145,11 @@ def analyze_file(
     m = bars_mod.parse_meter(meter) if meter else None
     score = bars_mod.read_score(score_path, m) if score_path else None  # fail fast on a bad score
     t0 = time.perf_counter()
-    feats = bars_mod.frame_features(path, chroma=score is not None)
+    feats = read_recording(path, chroma=score is not None, min_duration_sec=p.min_duration_sec)
     t1 = time.perf_counter()
     series = analyze_windows_of_file(
-        path, bundle.scorer, bundle.calibration, hop_sec=p.hop_sec, mc_samples=p.mc_samples,
-        batch_size=p.batch_size, min_duration_sec=p.min_duration_sec, progress=progress,
+        feats, bundle.scorer, bundle.calibration, hop_sec=p.hop_sec, mc_samples=p.mc_samples,
+        batch_size=p.batch_size, progress=progress,
     )
     t2 = time.perf_counter()
     mark_quiet(series, feats.level_db)
@@ -141,24 +162,55 @@ def analyze_file(
         units = fb.Units(grid.numbers, grid.start_sec, grid.end_sec, "bar", grid.approximate)
     else:
         units = fb.time_units(series.duration_sec)
-    pooled = pool(series, p.trim, bundle.calibration.error, bundle.calibration.r)
+    widen = _widening(domain_widening, feats, series)
+    pooled = pool(series, p.trim, bundle.calibration.error, bundle.calibration.r, widen)
     judged = judged_dims(pooled.validation_r, p.min_reliable_r)
     u_scores, _ = per_bar(series, units.start_sec, units.end_sec, series.scores)
     u_std, _ = per_bar(series, units.start_sec, units.end_sec, series.std)
     spans = fb.find_spans(u_scores, u_std, pooled.median, rel_margin=p.rel_margin,
-                          min_confidence=p.min_confidence, judged=judged)
+                          min_confidence=p.min_confidence, judged=judged,
+                          model_error=bundle.calibration.error, domain_widening=widen)
     lines = fb.merge_spans(spans, p.max_lines)
     strengths, weaknesses = fb.overall_notes(pooled.median, margin=p.rel_margin, judged=judged,
                                              uncertainty=pooled.uncertainty)
     t4 = time.perf_counter()
-    add_saliency(path, series, bundle.scorer, saliency_targets(series, lines, units, pooled.median))
+    add_saliency(feats, series, bundle.scorer, saliency_targets(series, lines, units, pooled.median),
+                 batch_size=SALIENCY_BATCH)
     t5 = time.perf_counter()
+    _release_free_memory()
     return Analysis(
         path=str(path), series=series, pooled=pooled, grid=grid, units=units, unit_scores=u_scores,
         unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses,
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
-        min_reliable_r=p.min_reliable_r,
+        min_reliable_r=p.min_reliable_r, domain_widening=widen,
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
                  "feedback_sec": t4 - t3, "saliency_sec": t5 - t4},
     )
+
+
+def _widening(w: DomainWidening | None, feats: FrameFeatures, series: WindowSeries) -> np.ndarray:
+    """[19] the domain widening factor (>= 1) for this recording; ones when ``w`` is None."""
+    if w is None:
+        return np.ones(dims.N_DIMS)
+    value = w(feats, series) if callable(w) else w
+    out = np.broadcast_to(np.asarray(value, float), (dims.N_DIMS,)).copy()
+    if not np.all(np.isfinite(out)):
+        raise ValueError(f"domain widening must be finite, got {value!r}")
+    return np.maximum(out, 1.0)
+
+
+def _release_free_memory() -> None:
+    """Hand the C heap's free pages back to the OS (glibc ``malloc_trim``; a no-op elsewhere).
+
+    The analysis's transient buffers (STFT blocks, activations) are freed by then but glibc keeps
+    tens of MB of them in its heap; the report's plots would otherwise raise the peak on top of it.
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass

@@ -6,13 +6,15 @@ Two ways to get bar lines in audio seconds:
   recording is aligned to the score by subsequence DTW (``librosa.sequence.dtw``, cosine cost) on
   chroma plus an onset channel, and each score bar line is mapped into the recording. Bar numbers are
   the score's (1 = first bar of the file). A score that does not match raises :class:`ScoreError`.
-- **without a score**: librosa beat tracking on the onset envelope (``--tempo-hint`` seeds the
-  tempo), grouped into bars of ``meter`` beats at the phase with the strongest accents. These bars are
+- **without a score**: beat tracking on the onset envelope (librosa's tempo estimator and dynamic
+  programme, in NumPy: :mod:`crescendai.tutor.rhythm`; ``--tempo-hint`` seeds the tempo), grouped
+  into bars of ``meter`` beats at the phase with the strongest accents. These bars are
   **approximate** and the report says so.
 
-Audio features are computed by :func:`frame_features` in one streamed pass (one STFT per block), so
-a 60-minute file never holds more than a block of samples: frame RMS level, onset envelope and
-(optionally) chroma, at the contract's frame rate (512 / 22 050 s).
+The audio features (frame level, onset envelope, optionally chroma, at the contract's frame rate
+512 / 22 050 s) come from the analysis's one pass over the recording
+(:func:`crescendai.tutor.frontend.read_recording`); librosa is imported only with a score (chroma
+and DTW).
 """
 
 from __future__ import annotations
@@ -24,8 +26,13 @@ from pathlib import Path
 
 import numpy as np
 
-from crescendai.core.audio import FRAME_SEC, HOP_LENGTH, N_FFT, N_MELS, SAMPLE_RATE, stream_audio
+from crescendai.core.audio import FRAME_SEC
 from crescendai.core.errors import CrescendAIError
+from crescendai.tutor import rhythm
+from crescendai.tutor.frontend import FrameFeatures, read_recording
+
+__all__ = ["BarGrid", "FrameFeatures", "Meter", "MeterError", "Score", "ScoreError", "align_to_score",
+           "bars_from_beats", "estimate_tempo", "frame_features", "parse_meter", "read_score"]
 
 log = logging.getLogger(__name__)
 
@@ -106,72 +113,14 @@ class BarGrid:
         return int(self.numbers.shape[0])
 
 
-@dataclass(frozen=True)
-class FrameFeatures:
-    """Per-frame audio features at hop 512 (frame t centred on sample 512·t).
-
-    Attributes:
-        level_db: [T] frame power in dB (relative; for silence detection).
-        onset: [T] onset strength (spectral flux of log-mel, >= 0).
-        chroma: [12, T] chroma (each frame max-normalised) or None.
-        duration_sec: recording duration.
-    """
-
-    level_db: np.ndarray
-    onset: np.ndarray
-    chroma: np.ndarray | None
-    duration_sec: float
-
-
 def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> FrameFeatures:
-    """One streamed pass over ``path``: level, onset envelope and optionally chroma per frame.
-
-    Equal to librosa's centred STFT of the whole file (``n_fft`` 2048, hop 512, periodic Hann,
-    zero padding at both ends), computed block by block (10-s blocks, ``n_fft − hop`` samples
-    carried over) so memory does not grow with the file. Per frame: ``level_db`` = 10·log10 of the
-    summed power spectrum; ``onset`` = ``librosa.onset.onset_strength`` (lag 1, no max filter,
-    mean over bands) of the 128-band log-mel power (dB, floor −100); ``chroma`` =
-    ``librosa.feature.chroma_stft`` of the power spectrum (A440 tuning, each frame max-normalised).
+    """Level, onset envelope, mel and optionally chroma of ``path`` in one streamed pass
+    (:func:`crescendai.tutor.frontend.read_recording`).
 
     Raises:
-        AudioError: as :func:`crescendai.core.audio.stream_audio`.
+        AudioError: as :func:`crescendai.core.audio.stream_audio`, and for a silent recording.
     """
-    import librosa
-
-    levels, onsets, chromas = [], [], []
-    prev_mel_db: np.ndarray | None = None  # [128, 1]: the frame before the current block
-    buf = np.zeros(N_FFT // 2, np.float32)  # centring: the signal starts N_FFT / 2 into frame 0
-    total = 0
-
-    def consume(buf: np.ndarray) -> np.ndarray:
-        """Features of every whole frame in ``buf``; returns the samples the next frame needs."""
-        nonlocal prev_mel_db
-        n = 0 if buf.size < N_FFT else 1 + (buf.size - N_FFT) // HOP_LENGTH
-        if n == 0:
-            return buf
-        S = np.abs(librosa.stft(buf, n_fft=N_FFT, hop_length=HOP_LENGTH, center=False)) ** 2  # [1025, n]
-        levels.append(librosa.power_to_db(S.sum(axis=0), amin=1e-10, top_db=None))
-        mel = librosa.feature.melspectrogram(S=S, sr=SAMPLE_RATE, n_fft=N_FFT, n_mels=N_MELS)
-        mel_db = librosa.power_to_db(mel, amin=1e-10, top_db=None)  # [128, n], >= -100 dB
-        prev = mel_db[:, :1] if prev_mel_db is None else prev_mel_db  # frame 0 follows itself: onset 0
-        onset = librosa.onset.onset_strength(S=np.hstack([prev, mel_db]), lag=1, max_size=1,
-                                             aggregate=np.mean, center=False)[1:]  # [n]
-        onsets.append(onset.astype(np.float32))
-        prev_mel_db = mel_db[:, -1:]
-        if chroma:
-            chromas.append(librosa.feature.chroma_stft(S=S, sr=SAMPLE_RATE, n_fft=N_FFT, tuning=0.0)
-                           .astype(np.float32))
-        return buf[n * HOP_LENGTH:]
-
-    for block in stream_audio(path, block_sec=10.0):
-        total += block.size
-        buf = consume(np.concatenate([buf, block]))
-    consume(np.concatenate([buf, np.zeros(N_FFT // 2, np.float32)]))
-    T = 1 + total // HOP_LENGTH
-    level = np.concatenate(levels)[:T] if levels else np.zeros(0, np.float32)
-    onset = np.concatenate(onsets)[:T] if onsets else np.zeros(0, np.float32)
-    ch = np.concatenate(chromas, axis=1)[:, :T] if chromas else None
-    return FrameFeatures(level_db=level, onset=onset, chroma=ch, duration_sec=total / SAMPLE_RATE)
+    return read_recording(path, chroma=chroma)
 
 
 # ------------------------------------------------------------------------------------------
@@ -181,19 +130,15 @@ def frame_features(path: str | os.PathLike[str], *, chroma: bool = False) -> Fra
 
 def estimate_tempo(onset: np.ndarray, tempo_hint: float | None = None, block_sec: float = 30.0,
                    max_blocks: int = 8) -> float:
-    """Tempo (bpm): median of librosa's tempo estimates on up to ``max_blocks`` blocks of
-    ``block_sec`` (a whole-file tempogram of a 60-minute recording would need ~1 GB)."""
-    import librosa
-
+    """Tempo (bpm): median of the tempo estimates (:func:`crescendai.tutor.rhythm.tempo`, librosa's
+    estimator) on up to ``max_blocks`` blocks of ``block_sec`` (a whole-file tempogram of a
+    60-minute recording would need ~1 GB)."""
     n = max(8, int(block_sec / FRAME_SEC))
     starts = np.arange(0, max(1, onset.size - n // 2), n)
     if starts.size > max_blocks:
         starts = starts[np.linspace(0, starts.size - 1, max_blocks).round().astype(int)]
-    tempos = [
-        float(librosa.feature.tempo(onset_envelope=onset[a: a + n], sr=SAMPLE_RATE, hop_length=HOP_LENGTH,
-                                    start_bpm=float(tempo_hint) if tempo_hint else 120.0)[0])
-        for a in starts if np.any(onset[a: a + n] > 0)
-    ]
+    tempos = [rhythm.tempo(onset[a: a + n], start_bpm=float(tempo_hint) if tempo_hint else 120.0)
+              for a in starts if np.any(onset[a: a + n] > 0)]
     return float(np.median(tempos)) if tempos else float(tempo_hint or 120.0)
 
 
@@ -207,20 +152,15 @@ def bars_from_beats(
     bar ends one bar length after its downbeat or at the end of the recording, whichever is first.
     Returns a grid with ``source="none"`` when fewer than two bars of beats are found.
     """
-    import librosa
-
     none = BarGrid(np.zeros(0, int), np.zeros(0), np.zeros(0), "none", True, meter)
     if feats.onset.size < 8 or not np.any(feats.onset > 0):
         return none
     tempo = estimate_tempo(feats.onset, tempo_hint)
-    _, beats = librosa.beat.beat_track(
-        onset_envelope=feats.onset, sr=SAMPLE_RATE, hop_length=HOP_LENGTH, bpm=tempo, units="frames",
-    )
-    beats = np.asarray(beats, int)
+    beats = rhythm.beat_track(feats.onset, tempo)  # librosa's dynamic programme (Ellis 2007)
     m = meter.beats
     if beats.size < 2 * m:
         return none
-    strength = librosa.util.normalize(feats.onset)[beats]
+    strength = rhythm.normalize_max(feats.onset)[beats]
     phase = int(np.argmax([strength[p::m].mean() for p in range(m)]))
     down = beats[phase::m] * FRAME_SEC
     bar_len = float(np.median(np.diff(down))) if down.size > 1 else m * 60.0 / float(np.atleast_1d(tempo)[0])

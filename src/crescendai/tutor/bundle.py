@@ -58,8 +58,9 @@ class Bundle:
     info: dict = field(default_factory=dict)
 
 
-def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu") -> Bundle:
-    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``) onto ``device``.
+def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int = 0) -> Bundle:
+    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``) onto ``device``;
+    ``seed`` seeds the scorer's MC-dropout draws (:class:`~crescendai.tutor.scorer.TorchScorer`).
 
     A missing ``calibration.json`` gives :class:`IdentityCalibration` (logged as a warning).
 
@@ -92,7 +93,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu") -> Bundle:
         calibration = load_calibration(cal_path)
     else:
         log.warning("%s missing: scores are uncalibrated", cal_path)
-    scorer = TorchScorer(backbone, head, device=device,
+    scorer = TorchScorer(backbone, head, device=device, seed=seed,
                          fallback_dropout=float(info.get("dropout", 0.1) or 0.1))
     return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info)
 

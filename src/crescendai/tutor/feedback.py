@@ -6,14 +6,36 @@ Pure functions over per-unit arrays (a unit is a bar, or a time slice when no ba
    score is worse than the performance's own median by at least ``rel_margin`` (relative to the rest)
    AND at or past the scale's middle rating 4/7 on the problem side (relative to the calibrated
    scale). Consecutive flagged units form a span (a single unflagged unit between two flagged ones is
-   bridged). A span is kept only when its confidence ``Φ(Δ / σ)`` ≥ ``min_confidence``, where ``Δ``
-   is the smaller of the two margins and ``σ`` the span's RMS MC-dropout std.
+   bridged). A span is kept only when its confidence ≥ ``min_confidence`` (below).
 2. :func:`merge_spans` — spans of different dimensions that overlap (≥ half of the shorter) become
    one line; the ``max_lines`` most severe lines are kept, in bar order.
 3. :func:`line_text` — "bars 14–18: timing stability (unstable) and touch (hard / solid) need
    work", subjective dimensions worded cautiously, plus the dimensions' practice advice.
 
 Bar labels come only from the units given, so feedback never names a bar outside the recording.
+
+**Confidence of a span** (:func:`span_confidence`): ``min(Φ(Δ / σ), 0.99)``, where ``Δ`` is the
+smaller of the two margins (label units) and
+
+    σ = √(σ_mc² + (w · e_d)²)
+
+- ``σ_mc``: the span's RMS MC-dropout std (calibrated): how unsure the network is about *these*
+  windows;
+- ``e_d``: the model's known error on dimension ``d`` — the cross-fitted out-of-fold RMSE on
+  performers it never saw, stored by the calibrate stage (``calibration.json``, per dimension
+  ``error``). The whole of it is counted: a span's margin is a difference between scores of one
+  recording, and part of the error is shared with the rest of the recording and would cancel, but
+  how much is not measured, so none is assumed to. Where the bundle has no validation record,
+  ``e_d`` is :data:`UNKNOWN_MODEL_ERROR` (one rating point) rather than zero — an unvalidated model
+  must not sound certain;
+- ``w`` >= 1: the **domain widening** of the model error for this recording (default 1, none) —
+  the hook for a widening from the recording's distance to the training data
+  (``analysis.analyze_file(domain_widening=…)``).
+
+So MC dropout alone, which is small for a confident but wrong network, can no longer make a line
+sound certain: a weak model (large ``e_d``) gives no confident line, and ``Φ`` reaches 0.99 only
+when ``Δ ≥ 2.33 σ``. The stated confidence never exceeds :data:`MAX_CONFIDENCE` (0.99): a Gaussian
+tail beyond that is more than an RMSE measured on a few dozen validation segments can support.
 """
 
 from __future__ import annotations
@@ -27,6 +49,11 @@ from crescendai.core import dims
 
 NEUTRAL: float = 4.0 / 7.0
 """The middle rating (4 of 7) on the label scale."""
+UNKNOWN_MODEL_ERROR: float = 1.0 / 7.0
+"""Model error assumed for a dimension without a validation record: one rating point (label units;
+the calibrated tutor's out-of-fold RMSEs are 0.08–0.25)."""
+MAX_CONFIDENCE: float = 0.99
+"""The highest confidence a line states."""
 
 
 @dataclass(frozen=True)
@@ -69,6 +96,8 @@ class Span:
     level: float
     """Mean calibrated score in the span, label scale."""
     confidence: float
+    sigma: float = float("nan")
+    """The σ of the confidence: MC spread and model error combined (label units)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +134,26 @@ def _runs(flag: np.ndarray) -> list[tuple[int, int]]:
     return runs
 
 
+def model_error_per_dim(model_error: np.ndarray | None) -> np.ndarray:
+    """[19] the model error ``e_d`` the confidence uses: the validation record where it is finite,
+    :data:`UNKNOWN_MODEL_ERROR` elsewhere (all of it when ``model_error`` is None)."""
+    if model_error is None:
+        return np.full(dims.N_DIMS, UNKNOWN_MODEL_ERROR)
+    e = np.asarray(model_error, float)
+    return np.where(np.isfinite(e) & (e >= 0), e, UNKNOWN_MODEL_ERROR)
+
+
+def span_confidence(delta: float, mc_sigma: float, model_error: float, widening: float = 1.0
+                    ) -> tuple[float, float]:
+    """(confidence, σ) of a margin ``delta`` (label units): ``min(Φ(Δ/σ), MAX_CONFIDENCE)`` with
+    ``σ = √(mc_sigma² + (widening · model_error)²)`` (module docstring); 0 when ``delta <= 0``."""
+    sigma = math.hypot(mc_sigma, max(1.0, widening) * model_error)
+    if delta <= 0:
+        return 0.0, sigma
+    conf = 1.0 if sigma <= 1e-12 else _phi(delta / sigma)
+    return min(conf, MAX_CONFIDENCE), sigma
+
+
 def find_spans(
     unit_scores: np.ndarray,
     unit_std: np.ndarray,
@@ -113,6 +162,8 @@ def find_spans(
     rel_margin: float = 0.07,
     min_confidence: float = 0.8,
     judged: np.ndarray | None = None,
+    model_error: np.ndarray | None = None,
+    domain_widening: float | np.ndarray = 1.0,
 ) -> list[Span]:
     """Spans of units where a problem dimension is worst (see module docstring).
 
@@ -121,14 +172,20 @@ def find_spans(
         unit_std: [U, 19] calibrated MC-dropout std per unit.
         baseline: [19] the performance's pooled (median) scores.
         rel_margin: minimum excess over the baseline, label units (0.07 ≈ half a rating point).
-        min_confidence: minimum Φ(Δ/σ) in [0, 1].
+        min_confidence: minimum confidence in [0, 1] (:func:`span_confidence`).
         judged: [19] bool, the dimensions the model can judge (None: all).
+        model_error: [19] the model's out-of-fold RMSE per dimension, label units (the
+            calibration's ``error``); None or NaN: :data:`UNKNOWN_MODEL_ERROR`.
+        domain_widening: factor >= 1 (scalar or [19]) on the model error for this recording,
+            e.g. from its distance to the training data; 1 = none.
 
     Returns:
         Spans sorted by descending severity.
     """
     s = np.asarray(unit_scores, float)
     sd = np.nan_to_num(np.asarray(unit_std, float), nan=0.0)
+    err = model_error_per_dim(model_error)
+    widen = np.broadcast_to(np.asarray(domain_widening, float), (dims.N_DIMS,))
     out: list[Span] = []
     for d in dims.DIMENSIONS:
         direction = dims.problem_direction(d)
@@ -146,12 +203,12 @@ def find_spans(
                 continue
             mb = float(bad[sel].mean())
             delta = min(mb - base, mb)
-            sigma = float(np.sqrt(np.mean(sd[sel, d.index] ** 2)))
-            conf = 1.0 if sigma <= 1e-9 else _phi(delta / sigma)
+            mc = float(np.sqrt(np.mean(sd[sel, d.index] ** 2)))
+            conf, sigma = span_confidence(delta, mc, float(err[d.index]), float(widen[d.index]))
             if delta <= 0 or conf < min_confidence:
                 continue
             out.append(Span(d.index, a, b, severity=mb - base, level=float(col[sel].mean()),
-                            confidence=conf))
+                            confidence=conf, sigma=sigma))
     return sorted(out, key=lambda sp: -sp.severity)
 
 

@@ -2,9 +2,11 @@
 
 Saliency (gradient × input, see :meth:`crescendai.tutor.scorer.Scorer.saliency`) explains the
 dimensions that feedback reports, in the windows of the reported passages only
-(:func:`saliency_targets`), at most ``max_windows`` windows re-read from the file segment by
-segment (:func:`add_saliency`): a backward pass through the backbone for every window would double
-the cost of the analysis for windows nobody looks at.
+(:func:`saliency_targets`), at most ``max_windows`` windows (:func:`add_saliency`): a backward pass
+through the backbone for every window would double the cost of the analysis for windows nobody
+looks at. The windows are cut again from the mel frames of the analysis's one pass over the
+recording (:class:`crescendai.tutor.frontend.FrameFeatures`), so they are exactly the windows that
+were scored and the file is not read a second time.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ import os
 import numpy as np
 
 from crescendai.core import dims
-from crescendai.core.audio import SAMPLE_RATE, WINDOW_SEC, AudioError, windows_from_waveform
+from crescendai.core.audio import WINDOW_SEC
+from crescendai.tutor.frontend import FrameFeatures, read_recording, window_at
 from crescendai.tutor.scorer import Scorer
 from crescendai.tutor.series import WindowSeries
 
@@ -79,21 +82,8 @@ def saliency_targets(series: WindowSeries, lines: list, units, pooled_median: np
     return out
 
 
-def read_segment(path: str | os.PathLike[str], t0: float, t1: float) -> np.ndarray:
-    """float32 mono samples of ``path`` between ``t0`` and ``t1`` seconds, at ``SAMPLE_RATE``
-    (22 050 Hz); at least one sample."""
-    import soundfile as sf
-    import soxr
-
-    with sf.SoundFile(str(path)) as f:
-        sr = int(f.samplerate)
-        f.seek(max(0, int(t0 * sr)))
-        y = f.read(max(1, int((t1 - max(0.0, t0)) * sr)), dtype="float32", always_2d=True).mean(axis=1)
-    return y if sr == SAMPLE_RATE else soxr.resample(y, sr, SAMPLE_RATE, quality="HQ").astype(np.float32)
-
-
 def add_saliency(
-    path: str | os.PathLike[str],
+    recording: FrameFeatures | str | os.PathLike[str],
     series: WindowSeries,
     scorer: Scorer,
     targets: list[tuple[np.ndarray, np.ndarray]],
@@ -101,10 +91,11 @@ def add_saliency(
     max_windows: int = 64,
     batch_size: int = 32,
 ) -> None:
-    """Compute saliency for chosen windows, re-reading only their audio segments.
+    """Compute saliency for chosen windows.
 
     Args:
-        path: the recording.
+        recording: the recording's :class:`~crescendai.tutor.frontend.FrameFeatures` from the
+            analysis's pass (a path is read first).
         series: filled in place (``saliency``, ``saliency_done``).
         scorer: the model.
         targets: (window indices [k], weights [19]) pairs: which windows, and which outputs to
@@ -122,31 +113,15 @@ def add_saliency(
                 chosen[int(i)] = np.asarray(w, np.float32)
     if not chosen:
         return
-    order = sorted(chosen)
-    runs: list[list[int]] = [[order[0]]]  # consecutive window indices share one segment read
-    for i in order[1:]:
-        if i == runs[-1][-1] + 1:
-            runs[-1].append(i)
-        else:
-            runs.append([i])
-    dbs, masks, ids = [], [], []
-    for run in runs:
-        t0 = float(series.start_sec[run[0]])
-        t1 = min(series.duration_sec, float(series.start_sec[run[-1]]) + WINDOW_SEC)
-        try:
-            w = windows_from_waveform(read_segment(path, t0, t1), series.hop_sec)
-        except AudioError:  # e.g. a silent segment: no saliency there
-            continue
-        n = min(len(w), len(run))
-        dbs.append(w.db[:n])
-        masks.append(w.pad_mask[:n])
-        ids += run[:n]
-    if not ids:
-        return
-    db, mask = np.concatenate(dbs), np.concatenate(masks)
+    feats = recording if isinstance(recording, FrameFeatures) else read_recording(recording)
+    ids = sorted(chosen)
+    wins = [window_at(feats, i, series.hop_sec) for i in ids]
+    db = np.concatenate([w.db for w in wins])  # (k, 128, 128)
+    mask = np.concatenate([w.pad_mask for w in wins])  # (k, 128)
     weights = np.stack([chosen[i] for i in ids])
+    ids_a = np.asarray(ids)
     for lo in range(0, len(ids), batch_size):
         sl = slice(lo, lo + batch_size)
         sal = scorer.saliency(db[sl], weights[sl], pad_mask=mask[sl])
-        series.saliency[ids[sl]] = sal.astype(np.float16)
-        series.saliency_done[ids[sl]] = True
+        series.saliency[ids_a[sl]] = sal.astype(np.float16)
+        series.saliency_done[ids_a[sl]] = True

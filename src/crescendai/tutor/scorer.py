@@ -5,6 +5,9 @@ with a tiny random model or a hand-written stand-in, and the CLI with the traine
 (:class:`TorchScorer` over ``crescendai.model``). :class:`TorchScorer` runs the backbone once per
 window, without autograd (inference mode); MC dropout samples only the small head on those
 features, so uncertainty costs ``mc_samples`` head passes (one batched call), not backbone passes.
+Its dropout draws come from the scorer's own generator (``seed``), not from torch's global RNG, so
+an analysis is reproducible without seeding torch globally or asking for deterministic kernels
+(CPU inference is deterministic as it is; training keeps ``seed_everything``).
 
 Saliency is gradient × input on the dB window, pooled to a :data:`SAL_T` × :data:`SAL_F` grid
 (8 frames × 8 mel bands per cell).
@@ -69,7 +72,13 @@ class TorchScorer:
     :meth:`score` runs the backbone once per window in eval + inference mode; MC dropout then runs
     the head ``mc_samples`` times (one batched call) on those features with only its dropout layers
     in train mode. A head without dropout layers gets feature dropout with
-    probability ``fallback_dropout`` (so the uncertainty is never silently zero).
+    probability ``fallback_dropout`` (so the uncertainty is never silently zero). The dropout masks
+    are drawn from a generator seeded with ``seed``: the same windows scored in the same order give
+    the same spread, whatever else uses torch's global RNG (which is left as it was).
+
+    The backbone runs on at most ``max_batch`` windows at a time, whatever the caller passes: its
+    activations set the analysis's peak memory (+25 MB from 16 to 32 windows at dim 256) while the
+    time per window does not change from 8 to 64 windows on two cores.
     """
 
     def __init__(
@@ -80,6 +89,7 @@ class TorchScorer:
         fallback_dropout: float = 0.1,
         device: str = "cpu",
         seed: int = 0,
+        max_batch: int = 16,
     ) -> None:
         import torch
 
@@ -87,6 +97,7 @@ class TorchScorer:
         self.head = head.to(device).eval()
         self.device = device
         self.fallback_dropout = fallback_dropout
+        self.max_batch = max(1, int(max_batch))
         self._dropouts = [m for m in self.head.modules() if isinstance(m, torch.nn.Dropout)]
         self._gen = torch.Generator(device=device).manual_seed(seed)
         try:
@@ -105,9 +116,14 @@ class TorchScorer:
               ) -> ScoreBatch:
         import torch
 
+        db = np.asarray(db, np.float32)
         with torch.inference_mode():
-            x = torch.as_tensor(np.asarray(db, np.float32), device=self.device)
-            feats = self._features(x, pad_mask)  # (B, D): the one backbone pass
+            parts = []
+            for lo in range(0, db.shape[0], self.max_batch):  # the one backbone pass, in pieces
+                sl = slice(lo, lo + self.max_batch)
+                x = torch.as_tensor(db[sl], device=self.device)
+                parts.append(self._features(x, None if pad_mask is None else pad_mask[sl]))
+            feats = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, D)
             mean = self.head(feats).float().cpu().numpy()  # (B, 19)
             std = self._mc_std(feats, mc_samples)
         return ScoreBatch(mean=mean.astype(np.float32), std=std)
@@ -132,13 +148,22 @@ class TorchScorer:
             # (S·B, D): all samples in one head pass
             rep = feats.repeat(mc_samples, 1)
             if self._dropouts:
-                for m in self._dropouts:
-                    m.train()
-                try:
-                    samples = self.head(rep)  # dropout draws from torch's global RNG (seeded by the CLI)
-                finally:
+                # nn.Dropout draws from the global RNG: fork it (restored on exit), seeded from ours
+                cuda = rep.device.type == "cuda"
+                seed = int(torch.randint(0, 2**62, (1,), generator=self._gen, device=self._gen.device))
+                with torch.random.fork_rng(devices=[rep.device] if cuda else []):
+                    if cuda:
+                        with torch.cuda.device(rep.device):
+                            torch.cuda.manual_seed(seed)  # rep's device's generator
+                    else:
+                        torch.default_generator.manual_seed(seed)
                     for m in self._dropouts:
-                        m.eval()
+                        m.train()
+                    try:
+                        samples = self.head(rep)
+                    finally:
+                        for m in self._dropouts:
+                            m.eval()
             else:
                 p = self.fallback_dropout
                 keep = (torch.rand(rep.shape, generator=self._gen, device=rep.device) >= p).float()

@@ -73,9 +73,10 @@ class Pooled:
 
     ``median`` is the headline score; ``trimmed_mean`` drops ``trim`` of windows at each end;
     ``spread`` is the interquartile range; ``quantiles`` [5, 19] at :data:`QUANTILES`;
-    ``uncertainty`` = √(median MC std² + ``model_error``²): the MC-dropout spread and, when the
+    ``uncertainty`` = √(median MC std² + (w · ``model_error``)²): the MC-dropout spread and, when the
     calibration stores it, the model's error on performers it never saw (``model_error``, None
-    otherwise); ``validation_r`` the out-of-fold Pearson r per dimension (or None).
+    otherwise), widened by the recording's domain factor ``w`` >= 1 (1 unless the analysis is
+    given one); ``validation_r`` the out-of-fold Pearson r per dimension (or None).
     """
 
     median: np.ndarray
@@ -97,14 +98,16 @@ def calibrate_std(cal: Calibration, raw: np.ndarray, std: np.ndarray) -> np.ndar
 
 
 def pool(series: WindowSeries, trim: float = 0.1, model_error: np.ndarray | None = None,
-         validation_r: np.ndarray | None = None) -> Pooled:
+         validation_r: np.ndarray | None = None, domain_widening: float | np.ndarray = 1.0) -> Pooled:
     """Robust whole-performance pooling over valid windows (all windows if none is valid);
-    ``model_error`` [19] (label scale) widens the uncertainty, see :class:`Pooled`."""
+    ``model_error`` [19] (label scale), times ``domain_widening`` (>= 1, scalar or [19]), widens
+    the uncertainty, see :class:`Pooled`."""
     keep = series.valid if series.valid.any() else np.ones(len(series), bool)
     s = series.scores[keep]
     q = np.quantile(s, QUANTILES, axis=0)
     mc = np.median(series.std[keep], axis=0)
     err = np.zeros_like(mc) if model_error is None else np.nan_to_num(np.asarray(model_error, float))
+    err = err * np.maximum(1.0, np.asarray(domain_widening, float))
     return Pooled(
         median=np.median(s, axis=0).astype(np.float32),
         trimmed_mean=trimmed_mean(s, trim).astype(np.float32),
@@ -206,20 +209,27 @@ def mark_quiet(series: WindowSeries, frame_level_db: np.ndarray, floor_db: float
         series.valid = loud | (series.pad_fraction <= 0.5)
 
 
-def per_bar(series: WindowSeries, bar_starts: np.ndarray, bar_ends: np.ndarray, values: np.ndarray
-            ) -> tuple[np.ndarray, np.ndarray]:
+def per_bar(series: WindowSeries, bar_starts: np.ndarray, bar_ends: np.ndarray, values: np.ndarray,
+            chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """Average per-window ``values`` [N, ...] over bars by overlap of window and bar.
+
+    The overlap matrix is built ``chunk`` windows at a time (for a 60-minute recording the whole
+    [N, n_bars] matrix and its temporaries took ~80 MB).
 
     Returns:
         (per-bar values [n_bars, ...] (NaN where no valid window overlaps), coverage [n_bars]
         = total overlap in seconds).
     """
-    s = series.start_sec[:, None]
-    e = np.minimum(s + WINDOW_SEC, series.duration_sec)
-    ov = np.clip(np.minimum(e, bar_ends[None, :]) - np.maximum(s, bar_starts[None, :]), 0, None)
-    ov = ov * series.valid[:, None]  # (N, n_bars)
-    cov = ov.sum(axis=0)
     flat = values.reshape(values.shape[0], -1)
-    out = (ov.T @ flat) / np.where(cov > 0, cov, 1.0)[:, None]
+    acc = np.zeros((len(bar_starts), flat.shape[1]))
+    cov = np.zeros(len(bar_starts))
+    for lo in range(0, len(series), chunk):
+        s = series.start_sec[lo: lo + chunk, None]
+        e = np.minimum(s + WINDOW_SEC, series.duration_sec)
+        ov = np.clip(np.minimum(e, bar_ends[None, :]) - np.maximum(s, bar_starts[None, :]), 0, None)
+        ov = ov * series.valid[lo: lo + chunk, None]  # (chunk, n_bars)
+        cov += ov.sum(axis=0)
+        acc += ov.T @ flat[lo: lo + chunk]
+    out = acc / np.where(cov > 0, cov, 1.0)[:, None]
     out[cov <= 0] = np.nan
     return out.reshape((len(bar_starts),) + values.shape[1:]), cov

@@ -7,7 +7,7 @@ import html as _html
 from pathlib import PurePath
 from typing import Any
 
-from crescendai.tutor.report.text import bars_phrase, validation_phrase
+from crescendai.tutor.report.text import bars_phrase, percent, validation_phrase
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
 h1{font-size:1.4em}table{border-collapse:collapse;font-size:.9em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}
@@ -39,7 +39,7 @@ def html_report(rep: dict[str, Any], images: dict[str, bytes]) -> str:
         parts.append("<li>No passage stands out from the rest of the performance with enough confidence.</li>")
     for f in rep["feedback"]:
         adv = "<br>".join(f"try: {e(a)}" for a in dict.fromkeys(f["advice"]))
-        parts.append(f"<li><b>{e(f['text'])}</b> <small>(confidence {f['confidence']:.0%}; model "
+        parts.append(f"<li><b>{e(f['text'])}</b> <small>(confidence {percent(f['confidence'])}; model "
                      f"listened mostly to the {e(f['saliency_region'])})</small><div class='adv'>{adv}</div></li>")
     parts.append("</ul>")
     if "timeline" in images:

@@ -9,19 +9,20 @@ from typing import Any
 import numpy as np
 
 
-def _plt():
-    import matplotlib
+def _figure(figsize: tuple[float, float]):
+    """(figure, axes) drawn by the Agg canvas directly: no pyplot (its import and global figure
+    registry are not needed to write PNGs), so nothing is left open."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots()
 
 
 def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    _plt().close(fig)
     return buf.getvalue()
 
 
@@ -35,13 +36,13 @@ def _bar_ticks(ax, rep: dict[str, Any], max_ticks: int = 24) -> None:
     ax.set_xticks([it["start_sec"] for it in sel])
     ax.set_xticklabels([str(it["number"]) for it in sel], fontsize=7)
     ax.set_xlabel("bar" + (" (approximate)" if rep["bars"]["approximate"] else ""))
-    for it in items:
-        ax.axvline(it["start_sec"], color="white", lw=0.3, alpha=0.5)
+    # one collection for every bar line (an axvline per bar took 0.3 s for 250 bars)
+    ax.vlines([it["start_sec"] for it in items], 0, 1, transform=ax.get_xaxis_transform(),
+              colors="white", lw=0.3, alpha=0.5)
 
 
 def timeline_png(rep: dict[str, Any]) -> bytes:
     """Heatmap [19 dims × time] of calibrated ratings, problem side in red; x ticks = bar numbers."""
-    plt = _plt()
     w = rep["windows"]
     scores = np.array(w["scores"], float)  # (N, 19)
     start = np.array(w["start_sec"], float)
@@ -53,7 +54,7 @@ def timeline_png(rep: dict[str, Any]) -> bytes:
     dur = rep["input"]["duration_sec"]
     centres = np.minimum(start + w["window_sec"] / 2, dur)
     edges = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [dur]]) if len(centres) > 1 else np.array([0.0, dur])
-    fig, ax = plt.subplots(figsize=(11, 5))
+    fig, ax = _figure((11, 5))
     m = ax.pcolormesh(edges, np.arange(20) - 0.5, z.T, cmap="RdBu_r", vmin=-2.5, vmax=2.5, shading="flat")
     ax.set_yticks(range(19))
     ax.set_yticklabels([f"{d['name']}{'' if d['problem_pole'] else ' *'}" for d in dims], fontsize=7)
@@ -69,7 +70,6 @@ def timeline_png(rep: dict[str, Any]) -> bytes:
 
 def overall_png(rep: dict[str, Any]) -> bytes:
     """Horizontal bars of the whole-performance median rating (1–7) with the IQR."""
-    plt = _plt()
     dims = rep["dimensions"]
     ov = rep["overall"]
     med = np.array([ov[d["key"]]["median"] * 7 for d in dims])
@@ -79,7 +79,7 @@ def overall_png(rep: dict[str, Any]) -> bytes:
     for d, m in zip(dims, med, strict=True):
         bad = (d["problem_pole"] == "high" and m > 4.5) or (d["problem_pole"] == "low" and m < 3.5)
         colours.append("#c0392b" if bad else "#2e86c1")
-    fig, ax = plt.subplots(figsize=(7, 6))
+    fig, ax = _figure((7, 6))
     y = np.arange(19)
     ax.barh(y, med - 1, left=1, color=colours, alpha=0.8)
     ax.errorbar(med, y, xerr=[med - q25, q75 - med], fmt="none", ecolor="k", lw=0.8, capsize=2)
@@ -95,12 +95,11 @@ def overall_png(rep: dict[str, Any]) -> bytes:
 
 def saliency_png(rep: dict[str, Any]) -> bytes:
     """Mel-band saliency over time: which frequency regions drove each window's worst dimensions."""
-    plt = _plt()
     w = rep["windows"]
     sal = np.array([r if r is not None else [np.nan] * 16 for r in w["saliency_mel"]], float)  # (N, 16)
     start = np.array(w["start_sec"], float)
     dur = rep["input"]["duration_sec"]
-    fig, ax = plt.subplots(figsize=(11, 2.6))
+    fig, ax = _figure((11, 2.6))
     x = np.append(start, min(dur, start[-1] + 1.0)) if len(start) else np.array([0.0, dur])
     if len(x) > 1 and np.all(np.diff(x) > 0):
         ax.pcolormesh(x, np.arange(17), sal.T, cmap="magma", shading="flat")

@@ -22,7 +22,8 @@ Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any i
       "windows": {"window_sec": float, "start_sec": [N], "valid": [N bool],
                   "scores": [N × 19], "std": [N × 19], "saliency_mel": [N × (16 | null)]},
       "feedback": [{"bars": [first, last] | null, "start_sec", "end_sec", "dims": [keys],
-                    "text": str, "advice": [str], "severity", "confidence", "subjective": bool,
+                    "text": str, "advice": [str], "severity",
+                    "confidence" (≤ 0.99, rounded down; see crescendai.tutor.feedback), "subjective": bool,
                     "saliency_region": str}],
       "summary": {"strengths": [keys], "weaknesses": [keys]},
       "plots": {"timeline": "timeline.png", "overall": "overall.png", "saliency": "saliency.png"},
@@ -40,6 +41,7 @@ rounded to 4 decimals. ``bars.items`` lie inside [0, duration_sec].
 from __future__ import annotations
 
 import datetime as _dt
+import math
 from typing import Any
 
 import numpy as np
@@ -65,11 +67,10 @@ def _r(x: Any, nd: int = 4) -> Any:
 
 def mel_cell_hz(cell: int) -> tuple[float, float]:
     """Frequency range (Hz) of saliency mel cell ``cell`` (0..15: 8 of the 128 mel bands each)."""
-    import librosa
+    from crescendai.core.audio import N_MELS
+    from crescendai.tutor.frontend import mel_frequencies
 
-    from crescendai.core.audio import N_MELS, SAMPLE_RATE
-
-    edges = librosa.mel_frequencies(n_mels=N_MELS + 2, fmax=SAMPLE_RATE / 2)
+    edges = mel_frequencies(N_MELS + 2)  # librosa.mel_frequencies(130, fmax=11025)
     return float(edges[cell * 8]), float(edges[min(N_MELS + 1, cell * 8 + 9)])
 
 
@@ -127,7 +128,8 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
             "start_sec": _r(lo, 3), "end_sec": _r(hi, 3),
             "dims": [dims.DIMENSIONS[i].key for i in line.dims],
             "text": text, "advice": advice,
-            "severity": _r(line.severity), "confidence": _r(line.confidence, 3),
+            "severity": _r(line.severity),
+            "confidence": math.floor(float(line.confidence) * 1000 + 1e-9) / 1000,  # never rounded up
             "subjective": all(dims.DIMENSIONS[i].subjective for i in line.dims),
             "saliency_region": region_name(prof),
         })

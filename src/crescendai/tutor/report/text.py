@@ -16,6 +16,12 @@ def _gauge(rating: float, width: int = 13) -> str:
     return "[" + "·" * pos + "●" + "·" * (width - 1 - pos) + "]"
 
 
+def percent(p: float) -> str:
+    """A probability as a whole percentage, rounded down ("98%" for 0.987), so a line never reads
+    more confident than it is."""
+    return f"{int(p * 100 + 1e-9)}%"
+
+
 def bars_phrase(rep: dict[str, Any]) -> str:
     """"42 bars from the score (3/4)" / "about 40 bars from beat tracking (approximate)" / …"""
     b = rep["bars"]
@@ -72,7 +78,7 @@ def text_report(rep: dict[str, Any]) -> str:
     if not rep["feedback"]:
         out.append("  No passage stands out from the rest of the performance with enough confidence.")
     for f in rep["feedback"]:
-        out.append(f"  • {f['text']}  (confidence {f['confidence']:.0%})")
+        out.append(f"  • {f['text']}  (confidence {percent(f['confidence'])})")
         for a in dict.fromkeys(f["advice"]):
             out.append(f"      try: {a}")
     if rep["bars"]["approximate"] and rep["bars"]["source"] == "beats":
