@@ -1,6 +1,7 @@
 """finetune_ssl / finetune_scratch (crescendai.learn.finetune): performer-level CV + final model.
 
 Reads data/features/labelled (and models/pretrain with --init ssl); writes models/finetune_<init>/
+(model, predictions, summary; with finetune.mode probe also embeddings.npz, the segment embeddings)
 and plots/finetune_<init>_loss.csv; an interrupted run continues from runs/finetune_<init>/.
 
     python stages/finetune.py --init ssl                          # one device
@@ -15,12 +16,14 @@ import logging
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from crescendai.core.config import load_params
 from crescendai.core.errors import run_stage
 from crescendai.core.files import atomic_write, write_json
 from crescendai.learn.checkpoints import finish_run_dir
 from crescendai.learn.distributed import setup_distributed
-from crescendai.learn.finetune import finetune
+from crescendai.learn.finetune import finetune, segment_pooling
 from crescendai.model import save_model
 
 
@@ -41,11 +44,14 @@ def main() -> None:
     if res is None:  # not rank 0
         return
     cfg = params.finetune
-    save_model(res.model, out / "model.pt", extra={"variant": args.init, "pooling": cfg.pooling, "trim": cfg.trim,
+    save_model(res.model, out / "model.pt", extra={"variant": args.init, "pooling": segment_pooling(cfg), "trim": cfg.trim,
                                                    "finetune": dataclasses.asdict(cfg), "summary": res.summary})
     with atomic_write(out / "predictions.csv") as f:
         res.predictions.to_csv(f, index=False, float_format="%.6g")
     write_json(out / "summary.json", res.summary)
+    if res.embeddings is not None:
+        with atomic_write(out / "embeddings.npz", "wb") as f:
+            np.savez(f, embeddings=res.embeddings[0], items=res.embeddings[1])
     with atomic_write(f"plots/finetune_{args.init}_loss.csv") as f:
         res.history.rename_axis("step").reset_index().to_csv(f, index=False, float_format="%.6g")
     finish_run_dir(run_dir)

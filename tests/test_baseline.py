@@ -2,12 +2,12 @@
 
 import numpy as np
 
+from crescendai.core.ridge import make_ridge, ridge_cv_predict
 from crescendai.evaluate.audio_features import (
     N_WINDOW_FEATURES,
     segment_features,
     window_features,
 )
-from crescendai.evaluate.ridge import make_ridge, ridge_cv_predict
 
 
 def test_window_features_shape_and_finite():
@@ -97,3 +97,19 @@ def test_peer_metrics_alone_on_the_cache_folds(tmp_path):
     m = peer_metrics(tmp_path / "c", n_boot=20)
     assert set(m) == {"audio_ridge_cv", "audio_ridge_test"}
     assert m["audio_ridge_cv"]["n_segments"] == 12 and m["audio_ridge_test"]["n_segments"] == 4
+
+
+def test_fold_models_are_the_ones_behind_the_predictions_and_fold_into_one_linear():
+    from crescendai.core.ridge import fold_models, linear_weights
+
+    rng = np.random.default_rng(3)
+    X, Y = rng.normal(size=(40, 6)) * [1, 10, 0.1, 5, 1, 2] + 3, rng.normal(size=(40, 19))
+    folds, is_test = np.repeat(np.arange(4), 10), np.arange(40) >= 32
+    oof, test = ridge_cv_predict(X, Y, folds, is_test)
+    models = fold_models(X, Y, folds, is_test)
+    assert sorted(models) == [-1, 0, 1, 2, 3]
+    for k in range(4):
+        held = (folds == k) & ~is_test
+        np.testing.assert_allclose(models[k].predict(X[held]), oof[held])
+    W, b = linear_weights(models[-1])
+    np.testing.assert_allclose(X[is_test] @ W.T + b, test[is_test], rtol=1e-4, atol=1e-4)

@@ -163,3 +163,36 @@ def test_stage_drivers_on_fake_predictions(tmp_path):
     assert (tmp_path / "plots" / "per_dim_r.csv").is_file()
     cal, metrics, rows = fit_from_predictions(paths["ssl"], 5)
     assert isinstance(cal, Calibrator) and metrics["test"]["set"] == "test" and rows
+
+
+def test_probe_head_protocol_and_the_shipped_linear_head(tmp_path):
+    from crescendai.core.stats import median_r
+    from crescendai.model import build_backbone, load_model, save_model
+
+    data = fake_set(n_perf=5, n_piece=4)
+    torch.manual_seed(0)
+    res = ft.run_probe_head(build_backbone(TINY), data, torch.device("cpu"))
+    seg = res.predictions[res.predictions["level"] == "segment"]
+    oof, test = seg[seg["set"] == "oof"], seg[seg["set"] == "test"]
+    assert sorted(oof["item"]) == sorted(data.segments["item"][~data.is_test])
+    assert sorted(test["item"]) == sorted(data.segments["item"][data.is_test])
+    assert set(oof["fold"]) == {0, 1, 2, 3} and (test["fold"] == -1).all()
+    # the loudness of a window encodes dimension 8: the frozen random backbone + ridge hears it out of fold
+    y, p = oof[list(columns.LABELS)].to_numpy(float), oof[list(columns.PREDICTIONS)].to_numpy(float)
+    assert np.corrcoef(y[:, 8], p[:, 8])[0, 1] > 0.5
+    assert np.isfinite(median_r(y, p))
+    # the linear head commutes with the mean: the mean of a segment's window scores is its score
+    win = res.predictions[(res.predictions["level"] == "window") & (res.predictions["set"] == "test")]
+    means = win.groupby("item")[list(columns.PREDICTIONS)].mean().loc[test["item"]]
+    np.testing.assert_allclose(means.to_numpy(), test[list(columns.PREDICTIONS)].to_numpy(), atol=1e-4)
+    # the shipped model (scaler folded into one Linear) scores windows as the final ridge does, saved and loaded
+    save_model(res.model, tmp_path / "model.pt")
+    shipped = load_model(tmp_path / "model.pt")
+    pos = np.concatenate([data.rows[s] for s in np.flatnonzero(data.is_test)])
+    with torch.no_grad():
+        scores = shipped(ft._window_tensor(data, pos, torch.device("cpu")))["scores"].numpy()
+    np.testing.assert_allclose(scores, win.sort_values(["item", "start_sec"])[list(columns.PREDICTIONS)].to_numpy(),
+                               atol=1e-3)
+    Z, items = res.embeddings
+    assert Z.shape == (len(data.segments), 32) and list(items) == list(data.segments["item"])
+    assert res.summary["mode"] == "probe" and len(res.summary["alphas"]) == 5

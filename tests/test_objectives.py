@@ -74,13 +74,23 @@ def test_partner_index():
     assert partner_index(rec).tolist() == [1, 5, 3, 2, 4, 0]
 
 
-@pytest.mark.parametrize("objective", OBJECTIVES)
+def _teacher(b: int, seed: int = 0) -> torch.Tensor:
+    """Random targets (B, 8, 25) in the teacher layout: velocity NaN where there is no onset."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.rand(b, 8, 25, generator=g)
+    onset = (t[..., 0:24:3] > 0.5).float()
+    t[..., 0:24:3] = onset
+    t[..., 1:24:3] = torch.where(onset > 0, t[..., 1:24:3], torch.nan)
+    return t
+
+
+@pytest.mark.parametrize("objective", [*OBJECTIVES, "performance+masked"])
 def test_batch_model_loss_backward(objective):
     torch.manual_seed(0)
     ssl = SSLModel(Backbone(TINY), PretrainParams(objective=objective, proj_dim=16)).train()
     x = -80 * torch.rand(6, 128, 128)
     rec = torch.tensor([0, 0, 1, 1, 2, 2])
-    loss = ssl(x, rec)
+    loss = ssl(x, rec, teacher=_teacher(6))
     assert loss.ndim == 0 and torch.isfinite(loss)
     loss.backward()
     grads = [p.grad for p in ssl.backbone.parameters() if p.grad is not None]
@@ -101,12 +111,54 @@ def test_unknown_objective_names_the_key_and_the_table():
         SSLModel(Backbone(TINY), PretrainParams(objective="simclr"))
 
 
+def test_teacher_loss_rewards_the_targets_and_ignores_undefined_cells():
+    t = _teacher(4)
+    logit = torch.logit(torch.nan_to_num(t, 0.5).clamp(1e-4, 1 - 1e-4))
+    perfect = obj.teacher_loss(logit, t)
+    assert perfect < obj.teacher_loss(logit.flip(0), t)
+    pred = torch.zeros(4, 8, 25, requires_grad=True)
+    no_midi = t.clone()
+    no_midi[:2] = torch.nan  # two windows without MIDI
+    valid = torch.ones(4, 8, dtype=torch.bool)
+    valid[2, 4:] = False  # padded rows
+    obj.teacher_loss(pred, no_midi, valid).backward()
+    assert (pred.grad[:2] == 0).all() and (pred.grad[2, 4:] == 0).all() and pred.grad[3].abs().sum() > 0
+    vel_cells = torch.isnan(t[..., 1:24:3])  # no onset → velocity undefined → no gradient there
+    assert (pred.grad[3][..., 1:24:3][vel_cells[3]] == 0).all()
+
+
+def test_teacher_stats_are_window_means():
+    t = _teacher(3)
+    s = obj.teacher_stats(t)
+    assert s.shape == (3, 4)
+    torch.testing.assert_close(s[:, 0], t[..., 0:24:3].mean(dim=(1, 2)))
+    torch.testing.assert_close(s[:, 3], t[..., 24].mean(dim=1))
+    assert torch.isnan(obj.teacher_stats(torch.full((1, 8, 25), torch.nan))).all()
+
+
+def test_performance_objective_needs_teacher_targets_and_the_teacher_rows():
+    ssl = SSLModel(Backbone(TINY), PretrainParams(objective="performance"))
+    with pytest.raises(ConfigError, match="teacher.npy"):
+        ssl(-80 * torch.rand(2, 128, 128), torch.tensor([0, 1]))
+    with pytest.raises(ConfigError, match="model.patch"):
+        SSLModel(Backbone(ModelParams(patch=32, dim=32, depth=1, heads=2)), PretrainParams(objective="performance"))
+
+
+@pytest.mark.parametrize("name", ["performance+performance", "none+masked", "masked+simclr"])
+def test_bad_mixtures_name_the_key(name):
+    with pytest.raises(ConfigError, match="pretrain.objective"):
+        SSLModel(Backbone(TINY), PretrainParams(objective=name))
+
+
 def test_only_the_objectives_modules_are_built():
     built = {name: {k for k, _ in SSLModel(Backbone(TINY), PretrainParams(objective=name)).named_children()}
              for name in OBJECTIVES}
     assert built["none"] == {"backbone"} and built["infonce"] == built["repulsive"] == {"backbone", "projector"}
     assert built["masked"] == {"backbone", "disc_head", "recon_head"}
     assert built["byol"] == {"backbone", "projector", "predictor", "target_backbone", "target_projector"}
+    assert built["performance"] == {"backbone", "teacher_head", "stats_head"}
+    mixed = {k for k, _ in SSLModel(Backbone(TINY), PretrainParams(objective="performance+masked")).named_children()}
+    assert mixed == built["performance"] | built["masked"]
 
 
 def test_regression_and_pearson():

@@ -56,10 +56,10 @@ def _choices(*values: Any) -> dict[str, Any]:
 class GenerateParams:
     """The embedded synthetic corpus (see ``crescendai.synth``)."""
 
-    n_performers: int = field(default=10, metadata=_rng(2, 10_000))
-    n_pieces: int = field(default=10, metadata=_rng(1, 10_000))
+    n_performers: int = field(default=20, metadata=_rng(2, 10_000))
+    n_pieces: int = field(default=15, metadata=_rng(1, 10_000))
     bars_per_segment: int = field(default=4, metadata=_rng(1, 64))
-    n_ssl_pieces: int = field(default=40, metadata=_rng(0, 100_000))
+    n_ssl_pieces: int = field(default=120, metadata=_rng(0, 100_000))
     ssl_duration_sec: float = field(default=30.0, metadata=_rng(3.0, 3600.0))
     n_ssl_performers: int = field(default=10, metadata=_rng(1, 10_000))
     n_phone: int = field(default=12, metadata=_rng(0, 10_000))
@@ -147,7 +147,7 @@ class ModelParams:
     heads: int = field(default=4, metadata=_rng(1, 64))
     dropout: float = field(default=0.3, metadata=_rng(0.0, 0.9))
     drop_path: float = field(default=0.2, metadata=_rng(0.0, 0.9))
-    pooling: str = field(default="cls", metadata=_choices("cls", "mean"))
+    pooling: str = field(default="mean", metadata=_choices("cls", "mean"))
     mlp_ratio: int = field(default=4, metadata=_rng(1, 16))
 
     @property
@@ -164,19 +164,19 @@ class ModelParams:
 class PretrainParams:
     """Self-supervised pretraining of the backbone."""
 
-    objective: str = "infonce"
+    objective: str = "performance"
     """A name of ``crescendai.learn``'s objective table (checked there: the table is the one list)."""
-    epochs: int = field(default=10, metadata=_rng(0, 100_000))
+    epochs: int = field(default=20, metadata=_rng(0, 100_000))
     batch_size: int = field(default=64, metadata=_rng(2, 65_536))
     lr: float = field(default=3e-4, metadata=_rng(0.0, 1.0))
     weight_decay: float = field(default=0.05, metadata=_rng(0.0, 10.0))
     temperature: float = field(default=0.1, metadata=_rng(1e-4, 10.0))
     device: str = field(default="auto", metadata=_choices("auto", "cpu", "cuda"))
     patience: int = field(default=5, metadata=_rng(0, 10_000))
-    max_steps: int = field(default=200, metadata=_rng(0, 10_000_000))
+    max_steps: int = field(default=600, metadata=_rng(0, 10_000_000))
     time_budget_sec: float = field(default=0.0, metadata=_rng(0.0, 1e7))
     warmup_steps: int = field(default=20, metadata=_rng(0, 1_000_000))
-    eval_every: int = field(default=10, metadata=_rng(1, 1_000_000))
+    eval_every: int = field(default=50, metadata=_rng(1, 1_000_000))
     val_fraction: float = field(default=0.1, metadata=_rng(0.0, 0.5))
     crops_per_recording: int = field(default=2, metadata=_rng(1, 16))
     proj_dim: int = field(default=128, metadata=_rng(8, 4096))
@@ -191,6 +191,9 @@ class PretrainParams:
 class FinetuneParams:
     """The supervised recipe shared by ``finetune_ssl`` and ``finetune_scratch``."""
 
+    # probe: frozen backbone, a ridge head on the segment-mean window embedding (the CPU default);
+    # full: end-to-end fine-tuning with the losses below (for GPUs). probe reads only mode and device.
+    mode: str = field(default="probe", metadata=_choices("probe", "full"))
     epochs: int = field(default=8, metadata=_rng(1, 100_000))
     batch_size: int = field(default=64, metadata=_rng(1, 65_536))
     lr: float = field(default=1e-3, metadata=_rng(0.0, 1.0))

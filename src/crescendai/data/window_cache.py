@@ -12,7 +12,12 @@ Layout of one set (``labelled``, ``ssl`` or ``ood``) under ``data/features/<set>
   unlabelled), ``l_0..l_18`` (local labels at the window start, NaN when absent),
   ``p_onset_density, p_tempo_stability, p_loudness_dynamics, p_pedal`` (:mod:`crescendai.data.proxies`),
   ``timbre_class`` (piano model index or -1).
-- ``meta.json``: hop, dtype, counts.
+- ``teacher.npy``: float16 [N, 8, 25] MIDI "performance teacher" targets, row ``i`` ↔ ``windows[i]``
+  (:mod:`crescendai.data.teacher`: 8 time rows of 16 frames × the columns
+  :data:`crescendai.data.teacher.TEACHER_FIELDS`: per register band onset / velocity / sounding, then
+  pedal), from the item's ``midi_path`` shifted by ``midi_offset_sec``; all NaN for items without MIDI.
+  Absent in caches built before it existed (:attr:`FeatureSet.teacher` is then None).
+- ``meta.json``: hop, dtype, counts, ``teacher_fields``.
 
 Building (:func:`build_feature_set`) is parallel over items (``multiprocessing``, ``workers``
 processes), one STFT per file then slicing (the reference path of ``crescendai.core.audio``), and memory
@@ -25,6 +30,7 @@ Reading::
     tr, va = fs.cv_rows(0)                 # fold 0 is validation
     x = fs.batch(tr[:64])                  # float32 [64, 128, 128] dB
     y = fs.labels(tr[:64])                 # float32 [64, 19]
+    z = fs.teacher_targets(tr[:64])        # float32 [64, 8, 25] (NaN: no MIDI / no onset)
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ from crescendai.core.errors import CrescendAIError
 from crescendai.core.files import atomic_write, write_json
 from crescendai.data.manifest import ManifestRecord, passage_id, record_span
 from crescendai.data.proxies import audio_proxies, midi_proxies
+from crescendai.data.teacher import N_TEACHER, TEACHER_FIELDS, TEACHER_ROWS, teacher_targets
 
 log = logging.getLogger(__name__)
 
@@ -91,26 +98,32 @@ class _Task:
     dtype: str
 
 
-def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Worker: one recording → (idx, db [n,128,128] dtype, pad_fraction [n], start_sec [n], proxies [n,4])."""
+def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Worker: one recording → (idx, db [n,128,128] dtype, pad_fraction [n], start_sec [n], proxies [n,4],
+    teacher [n,8,25] float32, all NaN without MIDI)."""
     y = load_audio(t.path, min_duration_sec=t.min_duration_sec)
     S = mel_power(y)  # (T, 128), one STFT per file
     w = windows_from_mel(S, t.hop_sec, y.size / SAMPLE_RATE)
     prox = None
+    teacher = np.full((w.start_sec.size, TEACHER_ROWS, N_TEACHER), np.nan, np.float32)
     if t.midi_path and os.path.isfile(t.midi_path):
         from crescendai.core.midi import read_midi
 
         perf = read_midi(t.midi_path)
-        prox = midi_proxies(
-            np.array([n.onset_sec for n in perf.notes]) + t.midi_offset_sec,
-            np.array([n.velocity for n in perf.notes]),
-            np.array([p.time_sec for p in perf.pedal]) + t.midi_offset_sec,
-            np.array([p.down for p in perf.pedal], dtype=bool),
-            w.start_sec,
+        onsets = np.array([n.onset_sec for n in perf.notes], dtype=np.float64) + t.midi_offset_sec
+        velocities = np.array([n.velocity for n in perf.notes], dtype=np.float64)
+        pedal_sec = np.array([p.time_sec for p in perf.pedal], dtype=np.float64) + t.midi_offset_sec
+        pedal_down = np.array([p.down for p in perf.pedal], dtype=bool)
+        prox = midi_proxies(onsets, velocities, pedal_sec, pedal_down, w.start_sec)
+        teacher = teacher_targets(
+            onsets,
+            np.array([n.offset_sec for n in perf.notes], dtype=np.float64) + t.midi_offset_sec,
+            np.array([n.pitch for n in perf.notes], dtype=np.int64),
+            velocities, pedal_sec, pedal_down, w.start_sec,
         )
     if prox is None:
         prox = audio_proxies(S, w.start_sec)
-    return t.idx, w.db.astype(t.dtype), w.pad_fraction, w.start_sec, prox
+    return t.idx, w.db.astype(t.dtype), w.pad_fraction, w.start_sec, prox, teacher
 
 
 def warm_up() -> None:
@@ -177,7 +190,8 @@ def build_feature_set(
 
     Args:
         records: manifest records (their ``path`` is read; labels, split, fold go to the index).
-        out_dir: the set folder; ``windows.npy``, ``index.csv`` and ``meta.json`` are (re)written.
+        out_dir: the set folder; ``windows.npy``, ``teacher.npy``, ``index.csv`` and ``meta.json`` are
+            (re)written.
         hop_sec: window hop in seconds (``preprocess.hop_sec``).
         workers: processes (1 = in-process).
         dtype: "float16" or "float32".
@@ -198,7 +212,10 @@ def build_feature_set(
     offsets = np.concatenate([[0], np.cumsum(bounds)]).astype(int)
     total = int(offsets[-1])
     scratch, tmp = out / ".windows.bound.npy", out / ".windows.npy.tmp"  # room for the upper bound, then exact
+    t_scratch, t_tmp = out / ".teacher.bound.npy", out / ".teacher.npy.tmp"
     mm = np.lib.format.open_memmap(scratch, mode="w+", dtype=dt, shape=(max(total, 0), WINDOW_FRAMES, N_MELS))
+    tm = np.lib.format.open_memmap(t_scratch, mode="w+", dtype=np.float16,
+                                   shape=(max(total, 0), TEACHER_ROWS, N_TEACHER))
     tasks = [
         _Task(i, r.path, hop_sec, min_duration_sec, r.extra.get("midi_path"),
               float(r.extra.get("midi_offset_sec", 0.0)), dtype)
@@ -215,13 +232,14 @@ def build_feature_set(
         for res in tqdm(results, total=len(tasks), desc=f"preprocess {out.name}", disable=not progress):
             if isinstance(res[1], Exception):
                 raise res[1]
-            i, db, padf, start, prox = res
+            i, db, padf, start, prox, teacher = res
             rec = records[i]
             n = db.shape[0]
             span = record_span(rec) or (np.nan, np.nan)
             if n > bounds[i]:  # pragma: no cover - the bound is generous
                 raise FeatureError(f"{rec.path}: {n} windows exceed the bound {bounds[i]}")
             mm[pos : pos + n] = db
+            tm[pos : pos + n] = teacher
             df = pd.DataFrame({
                 "item": rec.path, "item_idx": i, "window": np.arange(n), "start_sec": start,
                 "pad_fraction": padf, "split": rec.split,
@@ -242,17 +260,21 @@ def build_feature_set(
             pos += n
             stats.audio_sec += rec.duration_sec
     except BaseException:
-        del mm
+        del mm, tm
         scratch.unlink(missing_ok=True)
+        t_scratch.unlink(missing_ok=True)
         raise
     finally:
         if pool:
             pool.close()
             pool.join()
     _copy_rows(mm, pos, tmp)
-    del mm
+    _copy_rows(tm, pos, t_tmp)
+    del mm, tm
     scratch.unlink()
+    t_scratch.unlink()
     os.replace(tmp, out / "windows.npy")
+    os.replace(t_tmp, out / "teacher.npy")
     index = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["item", "item_idx", "window", "start_sec", "pad_fraction", "split", "fold",
                  "performer_id", "piece_id", "performance_id", "passage_id", "span_start", "span_end",
@@ -265,6 +287,7 @@ def build_feature_set(
     write_json(out / "meta.json", {
         "hop_sec": hop_sec, "hop_frames": hop_frames(hop_sec), "dtype": dtype, "n_windows": pos,
         "n_items": len(records), "audio_sec": round(stats.audio_sec, 3),
+        "teacher_fields": list(TEACHER_FIELDS),
     })
     log.info("%s: %d items → %d windows in %.1f s", out, len(records), pos, stats.seconds)
     return stats
@@ -307,12 +330,15 @@ class FeatureSet:
         windows: np.memmap float16/32 [N, 128, 128] dB in [-80, 0] (read-only).
         index: DataFrame with the columns listed in the module docstring (N rows).
         meta: meta.json contents.
+        teacher: np.memmap float16 [N, 8, 25] MIDI teacher targets (:mod:`crescendai.data.teacher`,
+            NaN = no MIDI / no onset), or None for a cache built without ``teacher.npy``.
     """
 
     path: Path
     windows: np.ndarray
     index: pd.DataFrame
     meta: dict[str, Any] = field(default_factory=dict)
+    teacher: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.windows.shape[0])
@@ -357,6 +383,21 @@ class FeatureSet:
         out[order] = self.windows[rows[order]]
         return out
 
+    def teacher_targets(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """float32 [B, 8, 25] MIDI teacher targets for ``rows`` (columns
+        :data:`crescendai.data.teacher.TEACHER_FIELDS`; all NaN for items without MIDI).
+
+        Raises:
+            FeatureError: the cache has no ``teacher.npy`` (built before it existed).
+        """
+        if self.teacher is None:
+            raise FeatureError(f"{self.path}: no teacher.npy in this cache; rebuild with `dvc repro preprocess`")
+        rows = np.asarray(rows, dtype=np.int64)
+        order = np.argsort(rows, kind="stable")
+        out = np.empty((rows.size, TEACHER_ROWS, N_TEACHER), np.float32)
+        out[order] = self.teacher[rows[order]]
+        return out
+
     def labels(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
         """float32 [B, 19] segment labels (NaN rows for unlabelled items)."""
         return self.index[list(columns.LABELS)].to_numpy(np.float32)[np.asarray(rows)]
@@ -383,14 +424,15 @@ class FeatureSet:
 
 def load_feature_set(path: str | os.PathLike[str], *, check_leakage: bool = False,
                      pairs_path: str | os.PathLike[str] = "data/dedup/pairs.jsonl") -> FeatureSet:
-    """Open ``<path>/windows.npy`` (memory-mapped, read-only) and ``<path>/index.csv``.
+    """Open ``<path>/windows.npy`` (memory-mapped, read-only), ``<path>/index.csv`` and, when present,
+    ``<path>/teacher.npy`` (memory-mapped).
 
     Args:
         path: a set folder, e.g. ``data/features/labelled``.
         check_leakage: also run :func:`crescendai.data.dedup.check_leakage` against ``pairs_path``.
 
     Raises:
-        FeatureError: files missing, or the index and the windows disagree in length.
+        FeatureError: files missing, or the index, the windows and the teacher targets disagree in length.
         crescendai.data.dedup.LeakageError: with ``check_leakage`` and a violated rule.
     """
     p = Path(path)
@@ -407,7 +449,15 @@ def load_feature_set(path: str | os.PathLike[str], *, check_leakage: bool = Fals
         raise FeatureError(f"{p}: index.csv has {len(index)} rows but windows.npy has {windows.shape[0]}; "
                            "rebuild with `dvc repro preprocess`")
     meta = json.loads((p / "meta.json").read_text()) if (p / "meta.json").is_file() else {}
-    fs = FeatureSet(p, windows, index, meta)
+    teacher = None
+    if (p / "teacher.npy").is_file():
+        teacher = np.load(p / "teacher.npy", mmap_mode="r")
+        fields = meta.get("teacher_fields", list(TEACHER_FIELDS))
+        if teacher.shape != (len(index), TEACHER_ROWS, N_TEACHER) or fields != list(TEACHER_FIELDS):
+            raise FeatureError(f"{p}: teacher.npy has shape {teacher.shape} (fields {len(fields)}), expected "
+                               f"({len(index)}, {TEACHER_ROWS}, {N_TEACHER}) with this version's "
+                               "TEACHER_FIELDS; rebuild with `dvc repro preprocess`")
+    fs = FeatureSet(p, windows, index, meta, teacher)
     if check_leakage:
         fs.check_leakage(pairs_path)
     return fs

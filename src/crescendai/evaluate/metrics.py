@@ -421,9 +421,11 @@ def evaluate_variant(
 ) -> dict[str, object]:
     """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
     ``ridge``, the ridge peers on the same segments and folds (``<peer>_cv`` / ``<peer>_test`` for
-    each peer of :data:`crescendai.evaluate.ridge.PEERS` that the data allows).
+    each peer of :data:`crescendai.evaluate.ridge.PEERS` that the data allows) and the fusion of the
+    network with the audio ridge (``fusion_cv`` / ``fusion_test``, :mod:`crescendai.evaluate.fusion`).
     Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
-    from crescendai.evaluate.ridge import PEERS, ridge_baselines
+    from crescendai.evaluate.fusion import FUSION, stack_predictions
+    from crescendai.evaluate.ridge import AUDIO_RIDGE, PEERS, ridge_baselines
 
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
@@ -438,6 +440,14 @@ def evaluate_variant(
         out[f"{name}_cv"] = _summ(oof, p_oof, n_boot, ci, seed)
         if has_test:
             out[f"{name}_test"] = _summ(test, p_test, n_boot, ci, seed)
+    if AUDIO_RIDGE in peers:  # the network ⊕ the audio ridge, stacked on the same folds
+        a_oof, a_test = peers[AUDIO_RIDGE]
+        f_oof, f_test, w = stack_predictions(_scores(oof), a_oof, _labels(oof), oof["fold"].to_numpy(),
+                                             _scores(test) if has_test else None, a_test if has_test else None)
+        out[f"{FUSION}_cv"] = _summ(oof, f_oof, n_boot, ci, seed)
+        if has_test:
+            out[f"{FUSION}_test"] = _summ(test, f_test, n_boot, ci, seed)
+        out[f"{FUSION}_network_weight"] = {k: _r(w[d]) for d, k in enumerate(KEYS)}
     yt, yp = _labels(oof), _scores(oof)
     rows = per_dim_table(yt, yp, oof["passage_id"].to_numpy())
     r = {"test": pearson_per_dim(_labels(test), _scores(test)) if has_test else None,

@@ -11,9 +11,8 @@ The peers, named for what they read (the metrics key prefix, ``<peer>_cv`` / ``<
   which the cache computes from the MIDI whenever an item has one — so it reads the score as well
   as the audio; present only when every item was rendered from MIDI.
 
-:func:`ridge_cv_predict` chooses alpha by efficient leave-one-out on the *training* rows only, predicts
-each held-out fold with a model that never saw it (scikit-learn's ``cross_val_predict`` over a
-``PredefinedSplit``), and fits once on all non-test rows for the fixed test set.
+Every peer is fitted by :func:`crescendai.core.ridge.ridge_cv_predict` (alpha by leave-one-out on the
+training rows only), the head the frozen-embedding probe uses too.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from crescendai.core import columns
+from crescendai.core.ridge import ridge_cv_predict
 
 AUDIO_RIDGE = "audio_ridge"
 MIDI_RIDGE = "midi_ridge"
@@ -34,51 +34,6 @@ PEERS: dict[str, str] = {
     AUDIO_MIDI_PROXIES_RIDGE: "ridge (audio + MIDI proxies)",
 }
 """Every ridge peer: metrics key prefix → plot label."""
-RIDGE_ALPHAS: tuple[float, ...] = (0.1, 1.0, 10.0, 100.0, 1000.0)
-
-
-def make_ridge(alphas: Sequence[float] = RIDGE_ALPHAS):
-    """``StandardScaler → RidgeCV`` (multi-output; alpha by leave-one-out on the fitted rows)."""
-    from sklearn.linear_model import RidgeCV
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    return make_pipeline(StandardScaler(), RidgeCV(alphas=tuple(alphas)))
-
-
-def ridge_cv_predict(
-    X: np.ndarray,
-    Y: np.ndarray,
-    folds: np.ndarray,
-    is_test: np.ndarray,
-    alphas: Sequence[float] = RIDGE_ALPHAS,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Out-of-fold and test predictions of a ridge peer.
-
-    Args:
-        X: float [S, F] segment features. Y: float [S, D] labels.
-        folds: int [S], the performer-level fold of each non-test segment (ignored on test rows).
-        is_test: bool [S], the fixed test set.
-
-    Returns:
-        ``(oof, test)``: float [S, D] each; ``oof`` filled on non-test rows (each predicted by a model
-        that never saw its fold), ``test`` filled on test rows (model fit on all non-test rows); the
-        other rows are ``nan``. With fewer than two folds ``oof`` stays ``nan``.
-    """
-    from sklearn.model_selection import PredefinedSplit, cross_val_predict
-
-    X = np.asarray(X, float)
-    Y = np.asarray(Y, float)
-    folds = np.asarray(folds)
-    is_test = np.asarray(is_test, bool)
-    oof = np.full(Y.shape, np.nan)
-    test = np.full(Y.shape, np.nan)
-    dev = ~is_test
-    if len(np.unique(folds[dev])) >= 2:
-        oof[dev] = cross_val_predict(make_ridge(alphas), X[dev], Y[dev], cv=PredefinedSplit(folds[dev]))
-    if is_test.any() and dev.sum() >= 2:
-        test[is_test] = make_ridge(alphas).fit(X[dev], Y[dev]).predict(X[is_test])
-    return oof, test
 
 
 def ridge_baselines(

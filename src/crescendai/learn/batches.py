@@ -39,13 +39,17 @@ class WindowDataset:
         return len(self.groups)
 
     def batch(self, rows: np.ndarray, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-        """Rows (B,) → ``x`` (B, 128, 128) float32 dB, ``pad_mask`` (B, 128) bool, ``group`` (B,) int64."""
+        """Rows (B,) → ``x`` (B, 128, 128) float32 dB, ``pad_mask`` (B, 128) bool, ``group`` (B,) int64
+        and, when the set has them, ``teacher`` (B, 8, 25) float32 MIDI targets (``crescendai.data.teacher``)."""
         r = np.asarray(rows, np.int64)
-        return {
+        out = {
             "x": torch.from_numpy(self.fs.batch(r)).to(device),
             "pad_mask": torch.from_numpy(pad_mask_from_fraction(self.pad_fraction[r])).to(device),
             "group": torch.from_numpy(self.groups[r]).to(device),
         }
+        if self.fs.teacher is not None:
+            out["teacher"] = torch.from_numpy(self.fs.teacher_targets(r)).to(device)
+        return out
 
 
 class RecordingBatchSampler:

@@ -19,6 +19,16 @@ Loss per batch (weights in ``params.finetune``)::
 
 Segment prediction = robust pooling (``median`` / ``trimmed_mean`` / ``mean``) of the window scores.
 
+``mode: probe`` (the CPU default, :func:`run_probe_head`) trains nothing: the frozen backbone embeds
+every labelled window once (eval mode, ``model.pooling``), each segment is the *mean* of its window
+embeddings, and a ``StandardScaler → RidgeCV`` head (``crescendai.core.ridge``, the ridge peers' head)
+is fitted on the same folds (alpha by leave-one-out on the training segments of each fold only).
+The mean is the pooling because a linear head commutes with it: the head applied to each window and
+averaged is exactly the segment prediction, so the shipped model scores windows with one ``Linear``
+(scaler folded in) and the tutor's timeline is the same head. The segment embeddings are written
+beside the model (``embeddings.npz``) for the fusion with the hand-crafted features.
+``mode: full`` is the end-to-end recipe below (for GPUs).
+
 Cross-validation (performer-level folds from the manifest; fixed test set never trained on):
 for each fold ``k`` (the one scored), the *selection* fold is the next one (``k+1 mod K``); the model
 trains on the other ``K−2`` folds, early-stops / selects its epoch on the selection fold only, and
@@ -449,6 +459,8 @@ class FinetuneResult:
     predictions: pd.DataFrame
     history: pd.DataFrame
     summary: dict[str, object]
+    embeddings: tuple[np.ndarray, np.ndarray] | None = None
+    """``mode: probe``: segment embeddings float32 [S, C] and their items [S]; None otherwise."""
 
 
 def _pred_frame(data: LabelledSet, segs: np.ndarray, seg_pred: np.ndarray, w: dict[str, np.ndarray],
@@ -607,6 +619,71 @@ def model_factory(model_params: ModelParams, cfg: FinetuneParams, n_timbre_class
     return make
 
 
+@torch.no_grad()
+def window_embeddings(backbone: torch.nn.Module, data: LabelledSet, device: torch.device,
+                      batch_size: int = 256) -> np.ndarray:
+    """Eval-mode embeddings float32 [W, C] of every window of ``data``, in index-position order."""
+    backbone.eval()
+    out = []
+    for s in range(0, len(data.index), batch_size):
+        p = np.arange(s, min(s + batch_size, len(data.index)))
+        out.append(backbone(_window_tensor(data, p, device), _pad_mask(data.pad_fraction[p], device)).float().cpu().numpy())
+    return np.concatenate(out) if out else np.zeros((0, backbone.dim), np.float32)
+
+
+def segment_means(emb: np.ndarray, rows: Sequence[np.ndarray]) -> np.ndarray:
+    """Window embeddings [W, C] + each segment's window positions → segment embeddings [S, C] (means)."""
+    return np.stack([emb[r].mean(axis=0) for r in rows])
+
+
+def run_probe_head(backbone: torch.nn.Module, data: LabelledSet, device: torch.device) -> FinetuneResult:
+    """``mode: probe``: the frozen ``backbone`` + a ridge head per CV fold and a final one on every
+    non-test segment (see the module docstring). The result's model is the backbone with the final
+    head folded into a linear regression head (unbounded, no LayerNorm); ``summary["embeddings"]`` holds
+    the segment embeddings [S, C] and their items for the fusion."""
+    from crescendai.core.ridge import fold_models, linear_weights
+    from crescendai.model import HeadsConfig, Model
+
+    t0 = time.perf_counter()
+    emb = window_embeddings(backbone.to(device), data, device)  # (W, C)
+    Z, y, folds, is_test = segment_means(emb, data.rows), data.y, data.folds, data.is_test
+    models = fold_models(Z, y, folds, is_test)
+    frames, history = [], []
+    for k, pipe in sorted(models.items(), key=lambda kv: (kv[0] < 0, kv[0])):
+        segs = np.flatnonzero(is_test if k < 0 else ~is_test & (folds == k))
+        fit = np.flatnonzero(~is_test if k < 0 else ~is_test & (folds != k))
+        if len(segs) == 0:
+            continue
+        pos = np.concatenate([data.rows[s] for s in segs])
+        w = pipe.predict(emb[pos]).astype(np.float32)
+        frames.append(_pred_frame(data, segs, pipe.predict(Z[segs]), {"scores": w, "local": w}, pos,
+                                  "test" if k < 0 else "oof", k))
+        history.append({"run": "final" if k < 0 else f"fold{k}",
+                        "train_loss": float(np.mean((pipe.predict(Z[fit]) - y[fit]) ** 2)),
+                        "select_score": np.nan if k < 0 else median_r(y[segs], pipe.predict(Z[segs])),
+                        "alpha": float(pipe[-1].alpha_)})
+    if -1 not in models:
+        raise ValueError("finetune: the probe head needs at least 2 non-test segments")
+    W, b = linear_weights(models[-1])
+    model = Model(backbone, HeadsConfig(regression=True, hidden=0, bounded=False, norm=False))
+    with torch.no_grad():
+        model.heads["regression"].net[-1].weight.copy_(torch.from_numpy(W))
+        model.heads["regression"].net[-1].bias.copy_(torch.from_numpy(b))
+    summary = {"mode": "probe", "folds": sorted(k for k in models if k >= 0), "alphas": [h["alpha"] for h in history],
+               "n_train_segments": int((~is_test).sum()), "n_test_segments": int(is_test.sum()),
+               "embedding_dim": int(Z.shape[1]), "device": str(device)}
+    log.info("probe head: %d windows embedded, %d segments, alphas %s, %.1f s", len(emb), len(Z),
+             summary["alphas"], time.perf_counter() - t0)
+    return FinetuneResult(model.eval(), pd.concat(frames, ignore_index=True), pd.DataFrame(history), summary,
+                          (Z.astype(np.float32), data.segments["item"].to_numpy(str)))
+
+
+def segment_pooling(cfg: FinetuneParams) -> str:
+    """How the shipped model's window scores make a segment score: the mean for the probe head (it
+    commutes with the linear head), ``cfg.pooling`` for full fine-tuning."""
+    return "mean" if cfg.mode == "probe" else cfg.pooling
+
+
 def finetune(params: Params, init: str, features: str | Path, env: DistEnv, *, run_dir: str | Path,
              pretrain_dir: str | Path | None = None, force_resume: bool = False) -> FinetuneResult | None:
     """The ``finetune_<init>`` stage's work: the labelled set of ``features``, a model per run
@@ -621,6 +698,12 @@ def finetune(params: Params, init: str, features: str | Path, env: DistEnv, *, r
     cfg = params.finetune
     seed_everything(params.seed)
     data = load_labelled(features)
+    if cfg.mode == "probe":
+        cleanup_distributed()  # one embedding pass and a few ridge fits: rank 0 alone
+        if not env.is_main:
+            return None
+        make = model_factory(params.model, cfg, 0, init, pretrain_dir if init == "ssl" else None)
+        return run_probe_head(make().backbone, data, env.device)
     make = model_factory(params.model, cfg, data.n_timbre_classes, init, pretrain_dir if init == "ssl" else None)
     inputs = [sha1_file(Path(features) / "index.csv")]
     if init == "ssl":

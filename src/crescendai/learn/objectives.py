@@ -10,9 +10,15 @@ Self-supervised (the losses behind ``crescendai.learn.ssl.OBJECTIVES``, chosen b
                 one window (softmax over the candidate-patch axis) and/or reconstruction MSE.
 ``repulsive``   :func:`repulsive` — off-diagonal repulsion, an ablation, with the
                 same-recording guard (pairs of one recording are pulled together, never pushed apart).
+``performance`` :func:`teacher_loss` + :func:`teacher_stats` — the performance teacher: each window's
+                MIDI-derived targets (``crescendai.data.teacher``: per time row and register band
+                onsets, onset velocity, sounding notes; sustain pedal per row) predicted from its
+                tokens, and their window means from the pooled embedding.
 ``none``        no pretraining (the random-init baseline); :func:`none` returns a zero that keeps
                 the autograd graph.
 ==============  ===========================================================================
+
+Objectives combine with ``+`` (``performance+masked``: the sum of both losses, equal weights).
 
 Supervised (``crescendai.learn.finetune`` calls these): :func:`regression_loss` (MSE / MAE /
 differentiable Pearson surrogate, weights as arguments), :func:`corn_loss` (ordinal; with
@@ -149,6 +155,72 @@ def repulsive(z: torch.Tensor, rec: torch.Tensor, repel_weight: float = 1.0) -> 
     align = ((1.0 - sim) * pos).sum() / pos.sum().clamp_min(1)
     repel = (sim.pow(2) * neg).sum() / neg.sum().clamp_min(1)
     return align + repel_weight * repel
+
+
+VELOCITY_WEIGHT: float = 10.0
+"""Weight of the velocity MSE beside the BCE terms: velocities/127 spread by ~0.1, so their squared
+error is ~10–100× smaller than a binary cross-entropy; 10 puts the terms on one order."""
+
+
+def _teacher_columns(k: int, device: torch.device) -> torch.Tensor:
+    """(K,) bool, True on the velocity columns of the teacher layout (``3·band + 1``; pedal last)."""
+    is_vel = torch.zeros(k, dtype=torch.bool, device=device)
+    is_vel[1 : k - 1 : 3] = True
+    return is_vel
+
+
+def teacher_loss(pred: torch.Tensor, target: torch.Tensor, row_valid: torch.Tensor | None = None,
+                 velocity_weight: float = VELOCITY_WEIGHT) -> torch.Tensor:
+    """The performance teacher's per-row loss.
+
+    Args:
+        pred: (B, T, K) logits. target: (B, T, K) in [0, 1] in the ``crescendai.data.teacher`` layout
+            (per band ``onset``, ``velocity``, ``sounding``; ``pedal`` last), NaN where undefined (no
+            onset → no velocity; a window without MIDI → all NaN).
+        row_valid: optional (B, T) bool, False on padded time rows.
+
+    Returns:
+        scalar: mean binary cross-entropy (with logits, soft targets) over the onset, sounding and
+        pedal cells + ``velocity_weight`` · mean squared error of ``sigmoid(pred)`` on the velocity
+        cells; undefined cells are ignored (a zero that keeps the graph when none is defined).
+    """
+    pred, target = pred.float(), target.float()
+    valid = torch.isfinite(target)
+    if row_valid is not None:
+        valid = valid & row_valid[..., None]
+    is_vel = _teacher_columns(target.shape[-1], target.device)
+    t = torch.nan_to_num(target).clamp(0.0, 1.0)
+    bce = F.binary_cross_entropy_with_logits(pred, t, reduction="none")
+    mse = (torch.sigmoid(pred) - t).pow(2)
+    m_b, m_v = (valid & ~is_vel).float(), (valid & is_vel).float()
+    return (bce * m_b).sum() / m_b.sum().clamp_min(1) + velocity_weight * (mse * m_v).sum() / m_v.sum().clamp_min(1)
+
+
+def teacher_stats(target: torch.Tensor, row_valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Window-level statistics of the playing from teacher targets (B, T, K) → (B, 4) in [0, 1], NaN
+    where undefined: share of row-bands with an onset, mean onset velocity, share of row-bands
+    sounding, share of the window with the pedal down (padded rows excluded)."""
+    target = target.float()
+    valid = torch.isfinite(target)
+    if row_valid is not None:
+        valid = valid & row_valid[..., None]
+    t = torch.where(valid, target, torch.zeros_like(target))
+    w = valid.float()
+
+    def mean(cols: slice) -> torch.Tensor:
+        n = w[..., cols].sum(dim=(1, 2))
+        return torch.where(n > 0, t[..., cols].sum(dim=(1, 2)) / n.clamp_min(1), torch.full_like(n, float("nan")))
+
+    k = target.shape[-1]
+    return torch.stack([mean(slice(0, k - 1, 3)), mean(slice(1, k - 1, 3)), mean(slice(2, k - 1, 3)),
+                        mean(slice(k - 1, k))], dim=1)  # (B, 4)
+
+
+def stats_loss(pred: torch.Tensor, target: torch.Tensor, weight: float = VELOCITY_WEIGHT) -> torch.Tensor:
+    """``weight`` · MSE of ``sigmoid(pred)`` (B, S) against window statistics (B, S), NaN ignored."""
+    valid = torch.isfinite(target).float()
+    err = (torch.sigmoid(pred.float()) - torch.nan_to_num(target.float())).pow(2)
+    return weight * (err * valid).sum() / valid.sum().clamp_min(1)
 
 
 def none(z: torch.Tensor, *_: object, **__: object) -> torch.Tensor:

@@ -9,7 +9,9 @@ views of ``<features>/ssl``, batches of ``crops_per_recording`` windows from dis
 whole recordings held out for validation (the same views at every evaluation), warm-up + cosine
 schedule, early stopping, the best validation state kept. Checkpoints live in ``run_dir`` under the
 hash of the params, the world size and the SSL index, so an interrupted run continues. Under
-``torchrun`` the ranks train one DDP model and leave the process group when training ends.
+``torchrun`` the ranks train one DDP model and leave the process group when training ends. With the
+performance teacher (``performance`` alone or in a ``+`` mixture) the metrics also say how well its
+head reads the held-out recordings' MIDI (:func:`teacher_quality`).
 
 The probe (rank 0) embeds ``<features>/labelled`` (non-test rows) with the frozen backbone and with a
 randomly initialised one: ridge R² of the labels and kNN piano-class accuracy
@@ -39,7 +41,7 @@ from crescendai.learn.checkpoints import prepare_shared_run_dir, run_hash
 from crescendai.learn.distributed import DistEnv, cleanup_distributed
 from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
 from crescendai.learn.probe import embed, probe
-from crescendai.learn.ssl import SSLModel
+from crescendai.learn.ssl import SSLModel, performance_part
 from crescendai.model import Backbone, build_backbone
 
 log = logging.getLogger(__name__)
@@ -104,7 +106,7 @@ def _train(ssl: SSLModel, p: Params, ds: WindowDataset, env: DistEnv, checkpoint
 
     def views_loss(net: torch.nn.Module, rows: np.ndarray, g: torch.Generator) -> torch.Tensor:
         b = ds.batch(rows, env.device)
-        return net(augment(b["x"], g, pad_mask=b["pad_mask"]), b["group"], b["pad_mask"])
+        return net(augment(b["x"], g, pad_mask=b["pad_mask"]), b["group"], b["pad_mask"], b.get("teacher"))
 
     val_fn = None
     if len(va):
@@ -127,6 +129,8 @@ def _train(ssl: SSLModel, p: Params, ds: WindowDataset, env: DistEnv, checkpoint
              checkpoint_path=checkpoint, resume=resume, log_path=log_path,
              after_step=lambda s: ssl.after_step(s, steps), env=env)
     ssl.load_state_dict(st.best_state)
+    if len(va) and performance_part(ssl.objective) is not None and ds.fs.teacher is not None:
+        metrics.update(teacher_quality(ssl, ds, va, env.device))
     metrics.update(steps=st.step, planned_steps=steps, best_step=st.best_step,
                    best_val_loss=round(st.best_val, 6) if np.isfinite(st.best_val) else None,
                    final_train_loss=st.rows[-1]["train_loss"] if st.rows else None, stop_reason=st.stop_reason,
@@ -134,6 +138,54 @@ def _train(ssl: SSLModel, p: Params, ds: WindowDataset, env: DistEnv, checkpoint
     log.info("trained %d steps in %.1f s (%.1f windows/s)", st.step, st.elapsed_sec,
              st.step * pp.batch_size / max(st.elapsed_sec, 1e-9))
     return st.rows
+
+
+@torch.no_grad()
+def teacher_quality(ssl: SSLModel, ds: WindowDataset, rows: np.ndarray, device: torch.device,
+                    batch_size: int = 128) -> dict[str, float]:
+    """How well the performance teacher's head reads held-out recordings (un-augmented windows ``rows``).
+
+    Cells are (time row ≈ 0.37 s) × (register band of 11 semitones), the resolution of the targets
+    (``crescendai.data.teacher``), not notes: ``teacher_onset_f1`` is the F1 of "an onset in this
+    cell" (probability > 0.5, scikit-learn ``f1_score``); ``teacher_velocity_r`` the Pearson r of the
+    predicted and true mean onset velocity over cells with an onset; ``teacher_sounding_r`` the r of
+    the sounding share; ``teacher_pedal_acc`` the accuracy of "pedal down for most of the row".
+    Padded rows and windows without MIDI are left out.
+    """
+    from scipy.stats import pearsonr
+    from sklearn.metrics import f1_score
+
+    perf = performance_part(ssl.objective)
+    was_training = ssl.training
+    ssl.eval()
+    preds, targets, valids = [], [], []
+    for s in range(0, len(rows), batch_size):
+        b = ds.batch(rows[s : s + batch_size], device)
+        logits, _, valid = perf.predict(ssl, b["x"], b["pad_mask"])
+        preds.append(torch.sigmoid(logits.float()).cpu().numpy())
+        targets.append(b["teacher"].cpu().numpy())
+        valids.append(np.ones(logits.shape[:2], bool) if valid is None else valid.cpu().numpy())
+    ssl.train(was_training)
+    p, t, v = np.concatenate(preds), np.concatenate(targets), np.concatenate(valids)
+    p, t = p[v], t[v]  # (cells rows, K)
+    p, t = p[np.isfinite(t[:, 0])], t[np.isfinite(t[:, 0])]  # windows with MIDI
+    if len(t) == 0:
+        return {}
+    k = t.shape[1]
+    on_p, on_t = p[:, 0 : k - 1 : 3].ravel() > 0.5, t[:, 0 : k - 1 : 3].ravel() > 0.5
+    vel_p, vel_t = p[:, 1 : k - 1 : 3].ravel(), t[:, 1 : k - 1 : 3].ravel()
+    has = np.isfinite(vel_t)
+    snd_p, snd_t = p[:, 2 : k - 1 : 3].ravel(), t[:, 2 : k - 1 : 3].ravel()
+
+    def r(a: np.ndarray, b: np.ndarray) -> float:
+        return float(pearsonr(a, b)[0]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
+
+    return {"teacher_onset_f1": round(float(f1_score(on_t, on_p, zero_division=0.0)), 4),
+            "teacher_onset_rate": round(float(on_t.mean()), 4),
+            "teacher_velocity_r": round(r(vel_p[has], vel_t[has]), 4),
+            "teacher_sounding_r": round(r(snd_p, snd_t), 4),
+            "teacher_pedal_acc": round(float(((p[:, -1] > 0.5) == (t[:, -1] > 0.5)).mean()), 4),
+            "teacher_cells": int(len(t))}
 
 
 def run_probe(backbone: Backbone, labelled: Path, p: Params, device: torch.device) -> dict[str, object]:

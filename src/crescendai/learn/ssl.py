@@ -1,13 +1,15 @@
 """Self-supervised objectives: the one table of them, and the model that trains a backbone with one.
 
-    ssl = SSLModel(backbone, params.pretrain)   # params.pretrain.objective names an entry of OBJECTIVES
-    loss = ssl(x, rec)           # x (B, 128, 128) augmented dB views, rec (B,) recording ids
+    ssl = SSLModel(backbone, params.pretrain)   # params.pretrain.objective: entries of OBJECTIVES joined by +
+    loss = ssl(x, rec, pad_mask, teacher)  # x (B, 128, 128) augmented dB views, rec (B,) recording ids,
+                                           # teacher (B, 8, 25) MIDI targets (the performance objective)
     ssl.after_step(step, total)  # BYOL: EMA update of the target network (no-op otherwise)
 
 An :class:`Objective` says which small networks it adds beside the backbone and computes its loss;
 only the modules of the chosen objective are built (DDP needs no unused parameters). Adding one is a
 subclass here, an entry in :data:`OBJECTIVES` and its name in ``params.yaml``; its losses live in
-``crescendai.learn.objectives``.
+``crescendai.learn.objectives``. Names joined by ``+`` (``performance+masked``) train on the sum of
+the losses (:class:`Mixture`).
 
 Batch layout: the sampler (``crescendai.learn.batches.RecordingBatchSampler``) puts ``crops`` windows
 of each recording next to each other, so for BYOL item ``i``'s partner is the next item of the same
@@ -22,6 +24,7 @@ import torch
 import torch.nn as nn
 
 from crescendai.core.config import ConfigError, PretrainParams
+from crescendai.data.teacher import TEACHER_FIELDS, TEACHER_ROWS
 from crescendai.learn import objectives as obj
 from crescendai.learn.distributed import gather_across_ranks
 from crescendai.model.backbone import Backbone
@@ -50,14 +53,16 @@ class Objective:
     """False for the random-init baseline: the stage skips training."""
     uses_mask_token: bool = False
     """Whether the backbone's mask token takes part (it is frozen otherwise)."""
+    needs_teacher: bool = False
+    """Whether the loss reads the MIDI teacher targets (``data/features/ssl/teacher.npy``)."""
 
     def modules(self, backbone: Backbone, p: PretrainParams) -> dict[str, nn.Module]:
         """The networks to build beside ``backbone``, by attribute name, in construction order."""
         return {}
 
-    def loss(self, m: SSLModel, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None
-             ) -> torch.Tensor:
-        """Views (B, 128, 128) dB and recording ids (B,) → scalar loss."""
+    def loss(self, m: SSLModel, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None,
+             teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """Views (B, 128, 128) dB, recording ids (B,), optional teacher targets (B, 8, 25) → scalar loss."""
         raise NotImplementedError
 
     def after_step(self, m: SSLModel, step: int, total_steps: int) -> None:
@@ -69,7 +74,7 @@ class NoPretraining(Objective):
 
     trains = False
 
-    def loss(self, m, x, rec, pad_mask):
+    def loss(self, m, x, rec, pad_mask, teacher=None):
         return obj.none(m.backbone(x, pad_mask))
 
 
@@ -79,7 +84,7 @@ class Contrastive(Objective):
     def modules(self, backbone, p):
         return {"projector": _mlp(backbone.dim, backbone.dim, p.proj_dim)}
 
-    def loss(self, m, x, rec, pad_mask):
+    def loss(self, m, x, rec, pad_mask, teacher=None):
         zg, rg = gather_across_ranks(m.projector(m.backbone(x, pad_mask)), rec)  # (N, D), (N,)
         return self.contrast(zg, rg, m.params)
 
@@ -109,7 +114,7 @@ class BYOL(Objective):
                 "target_backbone": copy.deepcopy(backbone).requires_grad_(False),
                 "target_projector": copy.deepcopy(projector).requires_grad_(False)}
 
-    def loss(self, m, x, rec, pad_mask):
+    def loss(self, m, x, rec, pad_mask, teacher=None):
         p = m.predictor(m.projector(m.backbone(x, pad_mask)))  # (B, D)
         with torch.no_grad():
             m.target_backbone.train(m.training)
@@ -132,7 +137,7 @@ class Masked(Objective):
         P2 = backbone.cfg.patch ** 2
         return {"disc_head": nn.Linear(backbone.dim, P2), "recon_head": nn.Linear(backbone.dim, P2)}
 
-    def loss(self, m, x, rec, pad_mask):
+    def loss(self, m, x, rec, pad_mask, teacher=None):
         bb = m.backbone
         B, N = x.shape[0], bb.cfg.n_patches
         M = max(2, round(m.params.mask_ratio * N))
@@ -146,22 +151,96 @@ class Masked(Objective):
                                 temperature=m.params.temperature, recon_weight=self.recon_weight)
 
 
+class Performance(Objective):
+    """The performance teacher: predict each window's MIDI (``crescendai.data.teacher``) from it.
+
+    ``teacher_head`` reads the tokens of one time row (its ``nf`` register columns concatenated,
+    LayerNorm → Linear) and predicts that row's onsets, onset velocity and sounding notes per register
+    band and its pedal share (logits, (B, T, K)); ``stats_head`` reads the pooled embedding and
+    predicts the window's means of those (:func:`crescendai.learn.objectives.teacher_stats`). Both
+    heads are thrown away after pretraining: the tokens and the pooled output keep what they learned.
+    Augmentations never shift time (``crescendai.learn.augment``), so the targets stay aligned.
+    """
+
+    needs_teacher = True
+
+    def modules(self, backbone, p):
+        nt, nf = backbone.cfg.grid
+        if nt != TEACHER_ROWS:
+            raise ConfigError(f"pretrain.objective: performance needs {TEACHER_ROWS} time rows per window "
+                              f"(the teacher targets'), model.patch {backbone.cfg.patch} gives {nt}; set "
+                              f"model.patch to {128 // TEACHER_ROWS}")
+        C = backbone.dim
+        return {"teacher_head": nn.Sequential(nn.LayerNorm(nf * C), nn.Linear(nf * C, len(TEACHER_FIELDS))),
+                "stats_head": nn.Linear(C, 4)}
+
+    def predict(self, m: SSLModel, x: torch.Tensor, pad_mask: torch.Tensor | None
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Row logits (B, T, K), window-statistics logits (B, 4) and the valid rows (B, T) or None."""
+        bb = m.backbone
+        nt, nf = bb.cfg.grid
+        tokens = bb.tokens(x, pad_mask)  # (B, 1+N, C)
+        rows = tokens[:, 1:].reshape(x.shape[0], nt, nf * bb.dim)  # (B, T, nf·C), index 8·t + f
+        valid = None if pad_mask is None else ~pad_mask.reshape(x.shape[0], nt, -1).all(-1)  # (B, T)
+        return m.teacher_head(rows), m.stats_head(bb.pool(tokens, pad_mask)), valid
+
+    def loss(self, m, x, rec, pad_mask, teacher=None):
+        if teacher is None:
+            raise ConfigError("pretrain.objective: performance needs the MIDI teacher targets "
+                              "(<features>/ssl/teacher.npy); re-run the preprocess stage")
+        rows, stats, valid = self.predict(m, x, pad_mask)
+        return obj.teacher_loss(rows, teacher, valid) + obj.stats_loss(stats, obj.teacher_stats(teacher, valid))
+
+
+class Mixture(Objective):
+    """Several objectives trained together: the sum of their losses (equal weights)."""
+
+    def __init__(self, parts: list[Objective]) -> None:
+        self.parts = parts
+        self.trains = any(o.trains for o in parts)
+        self.uses_mask_token = any(o.uses_mask_token for o in parts)
+        self.needs_teacher = any(o.needs_teacher for o in parts)
+
+    def modules(self, backbone, p):
+        out: dict[str, nn.Module] = {}
+        for o in self.parts:
+            out.update(o.modules(backbone, p))
+        return out
+
+    def loss(self, m, x, rec, pad_mask, teacher=None):
+        return sum(o.loss(m, x, rec, pad_mask, teacher) for o in self.parts)
+
+    def after_step(self, m, step, total_steps):
+        for o in self.parts:
+            o.after_step(m, step, total_steps)
+
+
 OBJECTIVES: dict[str, Objective] = {
     "infonce": InfoNCE(),
     "byol": BYOL(),
     "masked": Masked(),
     "repulsive": Repulsive(),
+    "performance": Performance(),
     "none": NoPretraining(),
 }
-"""``pretrain.objective`` → objective: the one list of the names."""
+"""``pretrain.objective`` → objective: the one list of the names (combine with ``+``)."""
 
 
 def objective_named(name: str) -> Objective:
-    """The entry of :data:`OBJECTIVES`; an unknown name is a :class:`ConfigError` naming the key."""
-    try:
-        return OBJECTIVES[name]
-    except KeyError:
-        raise ConfigError(f"pretrain.objective: {name!r} is not one of {list(OBJECTIVES)}") from None
+    """The entry of :data:`OBJECTIVES`, or a :class:`Mixture` for names joined by ``+``; an unknown or
+    repeated name is a :class:`ConfigError` naming the key."""
+    names = [n.strip() for n in name.split("+")]
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or len(set(names)) < len(names) or (len(names) > 1 and "none" in names):
+        raise ConfigError(f"pretrain.objective: {name!r} must be one of {list(OBJECTIVES)} or several of "
+                          "them (not none) joined by +, each once")
+    return OBJECTIVES[names[0]] if len(names) == 1 else Mixture([OBJECTIVES[n] for n in names])
+
+
+def performance_part(objective: Objective) -> Performance | None:
+    """The :class:`Performance` objective inside ``objective`` (itself or a mixture part), or None."""
+    parts = objective.parts if isinstance(objective, Mixture) else [objective]
+    return next((o for o in parts if isinstance(o, Performance)), None)
 
 
 class SSLModel(nn.Module):
@@ -175,9 +254,10 @@ class SSLModel(nn.Module):
         for name, module in self.objective.modules(backbone, params).items():
             self.add_module(name, module)
 
-    def forward(self, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Views (B, 128, 128) dB and recording ids (B,) → scalar loss."""
-        return self.objective.loss(self, x, rec, pad_mask)
+    def forward(self, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None = None,
+                teacher: torch.Tensor | None = None) -> torch.Tensor:
+        """Views (B, 128, 128) dB, recording ids (B,), optional teacher targets (B, 8, 25) → scalar loss."""
+        return self.objective.loss(self, x, rec, pad_mask, teacher)
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:

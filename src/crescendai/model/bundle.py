@@ -47,6 +47,8 @@ class HeadsConfig:
         local: the local window head (``out["local"]`` (B, 19), ``out["local_rows"]`` (B, nt, 19)).
         hidden: hidden width of the regression head MLP (0 = linear).
         dropout: dropout before the head projections.
+        bounded: the regression head squashes to [1/7, 1] (False: a plain linear output).
+        norm: the regression head starts with a LayerNorm (False: raw embedding, e.g. a ridge probe).
     """
 
     regression: bool = True
@@ -55,6 +57,8 @@ class HeadsConfig:
     local: bool = False
     hidden: int = 0
     dropout: float = 0.1
+    bounded: bool = True
+    norm: bool = True
 
 
 def build_backbone(params: ModelParams) -> Backbone:
@@ -78,7 +82,7 @@ class Model(nn.Module):
         C = self.backbone.dim
         self.heads = nn.ModuleDict()
         if h.regression:
-            self.heads["regression"] = RegressionHead(C, N_DIMS, h.hidden, h.dropout)
+            self.heads["regression"] = RegressionHead(C, N_DIMS, h.hidden, h.dropout, h.bounded, h.norm)
         if h.corn:
             self.heads["corn"] = CornHead(C, N_DIMS, dropout=h.dropout)
         if h.n_timbre_classes:

@@ -27,9 +27,9 @@ N_LEVELS: int = 7
 """Rating levels 1..7 (labels are level / 7)."""
 
 
-def _mlp(dim: int, hidden: int, out: int, dropout: float) -> nn.Sequential:
+def _mlp(dim: int, hidden: int, out: int, dropout: float, norm: bool = True) -> nn.Sequential:
     if hidden <= 0:
-        return nn.Sequential(nn.LayerNorm(dim), nn.Dropout(dropout), nn.Linear(dim, out))
+        return nn.Sequential(nn.LayerNorm(dim) if norm else nn.Identity(), nn.Dropout(dropout), nn.Linear(dim, out))
     return nn.Sequential(
         nn.LayerNorm(dim), nn.Linear(dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out)
     )
@@ -48,12 +48,13 @@ def init_to_prior(net: nn.Sequential, prior: torch.Tensor, weight_scale: float =
 
 
 class RegressionHead(nn.Module):
-    """Embedding (B, C) → 19 scores (B, 19). ``bounded`` squashes to [1/7, 1] with a sigmoid."""
+    """Embedding (B, C) → 19 scores (B, 19). ``bounded`` squashes to [1/7, 1] with a sigmoid;
+    ``norm=False`` drops the input LayerNorm (a linear head fitted outside torch, e.g. the ridge probe)."""
 
     def __init__(self, dim: int, n_out: int = N_DIMS, hidden: int = 0, dropout: float = 0.1,
-                 bounded: bool = True) -> None:
+                 bounded: bool = True, norm: bool = True) -> None:
         super().__init__()
-        self.net = _mlp(dim, hidden, n_out, dropout)
+        self.net = _mlp(dim, hidden, n_out, dropout, norm)
         self.bounded = bounded
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
