@@ -93,7 +93,13 @@ def test_cross_fitted_error_is_the_held_out_error(miscalibrated, tmp_path):
 
 
 def test_calibrate_tutor_picks_the_better_variant_and_writes_the_bundle(miscalibrated, tmp_path):
+    """… and the bundle's domain description: fitted on the cache's non-test windows with the
+    chosen model's backbone, it finds the cache's test recording in domain and noise far out."""
     import pandas as pd
+
+    from crescendai.evaluate.domain import DomainModel
+    from crescendai.model import save_model
+    from tutor_fixtures import domain_renders, tiny_model, write_window_cache
 
     raw, y = miscalibrated
     noise = np.random.default_rng(4).uniform(0.2, 0.9, y.shape)
@@ -105,12 +111,33 @@ def test_calibrate_tutor_picks_the_better_variant_and_writes_the_bundle(miscalib
         frame = pd.DataFrame({**ids, **dict(zip(columns.LABELS, y.T, strict=True)),
                               **dict(zip(columns.PREDICTIONS, pred.T, strict=True))})
         frame.to_csv(d / "predictions.csv", index=False)
-        (d / "model.pt").write_bytes(variant.encode())
-        (d / "config.json").write_text('{"kind": "model"}')
-    metrics = calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "auto", 5)
+        if variant == "scratch":  # the chosen one: a real (tiny) model, whose backbone embeds the windows
+            save_model(tiny_model(), d / "model.pt")
+        else:
+            (d / "model.pt").write_bytes(variant.encode())
+            (d / "config.json").write_text('{"kind": "model"}')
+    renders = domain_renders(9)
+    labelled = write_window_cache(tmp_path / "features" / "labelled", renders, [0, 1, 2, 3, 0, 1, 2, 3, None])
+    noise = np.random.default_rng(5).normal(0, 0.1, 22050 * 10).astype(np.float32)
+    ood = write_window_cache(tmp_path / "features" / "ood", [noise], [None])
+    metrics = calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "auto", 5,
+                              labelled, {"ood": ood, "absent": tmp_path / "nothing"})
     assert metrics["variant"] == "scratch" and metrics["cv_median_r"]["scratch"] > metrics["cv_median_r"]["ssl"]
     assert metrics["test"]["set"] == "test" and metrics["test"]["ece_after"] < metrics["test"]["ece_before"]
-    assert (tmp_path / "tutor" / "model.pt").read_bytes() == b"scratch"
-    assert read_json(tmp_path / "tutor" / "config.json")["variant"] == "scratch"
+    assert (tmp_path / "tutor" / "model.pt").read_bytes() == (tmp_path / "models" / "finetune_scratch" / "model.pt").read_bytes()
+    config = read_json(tmp_path / "tutor" / "config.json")
+    assert config["variant"] == "scratch" and config["domain"] == "domain.npz"
     assert Calibrator.load(tmp_path / "tutor" / "calibration.json").error is not None
     assert (tmp_path / "plots" / "calibration.csv").is_file() and (tmp_path / "plots" / "calibration.png").is_file()
+    dm = DomainModel.load(tmp_path / "tutor" / "domain.npz")
+    dom = metrics["domain"]
+    n_train = int(pd.read_csv(labelled / "index.csv")["split"].eq("train").sum())
+    assert dm.n_windows == dom["n_windows"] == n_train > 100 and dm.n_folds == 4
+    assert dm.embedding_dim == 32 and dom["blocks"]["features"]["dim"] == 30
+    assert 0 < dom["blocks"]["embedding"]["ref_d2_q95"] <= dom["blocks"]["embedding"]["ref_d2_q99"]
+    assert set(dom["checks"]) == {"test", "ood"}  # a missing check set is skipped
+    assert dom["checks"]["test"]["median_percentile"] < 0.95 and dom["checks"]["ood"]["median_percentile"] >= 0.99
+    json.dumps(metrics)  # the stage writes them as JSON
+    # without a window cache: no description, and a stale one is removed
+    calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "scratch", 5, None)
+    assert not (tmp_path / "tutor" / "domain.npz").exists()

@@ -40,7 +40,7 @@ def test_report_follows_the_schema_and_is_json(analysis):
     rep = build_report(analysis)
     validate_report(rep)
     assert json.loads(json.dumps(rep)) == rep
-    assert rep["schema_version"] == 1 and len(rep["dimensions"]) == 19
+    assert rep["schema_version"] == 2 and len(rep["dimensions"]) == 19
     n = len(rep["windows"]["start_sec"])
     assert np.array(rep["windows"]["scores"]).shape == (n, 19)
     f = rep["feedback"][0]

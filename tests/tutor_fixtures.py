@@ -116,3 +116,40 @@ def save_tiny_bundle(folder: Path, seed: int = 0, calibration: bool = True) -> P
     if calibration:
         Calibrator.identity().save(folder / "calibration.json")
     return folder
+
+
+def write_window_cache(folder: Path, waveforms: list[np.ndarray], folds: list[int | None]) -> Path:
+    """A labelled window cache (``windows.npy``, ``index.csv``, ``meta.json``) of ``waveforms``
+    (22 050 Hz), as the preprocess stage writes it: recording ``i`` is in CV fold ``folds[i]``, or
+    in the test split when that is None; every window has labels (all 0.5)."""
+    import pandas as pd
+
+    from crescendai.core import columns
+    from crescendai.core.audio import windows_from_waveform
+
+    folder.mkdir(parents=True, exist_ok=True)
+    dbs, rows = [], []
+    for i, (y, fold) in enumerate(zip(waveforms, folds, strict=True)):
+        w = windows_from_waveform(np.asarray(y, np.float32))
+        dbs.append(w.db.astype(np.float16))
+        for k in range(len(w)):
+            rows.append({"item": f"r{i:02d}", "item_idx": i, "window": k, "start_sec": w.start_sec[k],
+                         "pad_fraction": float(w.pad_fraction[k]), "split": "test" if fold is None else "train",
+                         "fold": fold, "performer_id": str(i), "augmented": False,
+                         **{c: 0.5 for c in columns.LABELS}})
+    np.save(folder / "windows.npy", np.concatenate(dbs))
+    frame = pd.DataFrame(rows)
+    frame["fold"] = frame["fold"].astype("Int64")
+    frame.to_csv(folder / "index.csv", index=False)
+    (folder / "meta.json").write_text('{"hop_sec": 1.0}')
+    return folder
+
+
+def domain_renders(n: int = 12, seed: int = 100) -> list[np.ndarray]:
+    """``n`` additive-piano renders of different 8-bar pieces, tempi and metres (the "training
+    recordings" of a domain description)."""
+    out = []
+    for i in range(n):
+        beats, bpm = (3, 4, 2)[i % 3], 80.0 + 8 * (i % 5)
+        out.append(render(piece(8, beats, bpm, seed=seed + i, timing_jitter=0.01)))
+    return out

@@ -310,18 +310,28 @@ def calibrate_tutor(
     plots_dir: str | os.PathLike[str] = "plots",
     variant: str = "auto",
     n_bins: int = 10,
+    features: str | os.PathLike[str] | None = "data/features/labelled",
+    check_sets: dict[str, str | os.PathLike[str]] | None = None,
 ) -> dict[str, object]:
     """The calibrate stage: pick the tutor's variant, calibrate it, assemble the tutor bundle.
 
     ``variant`` ``auto`` takes the variant (``ssl`` or ``scratch``, from
     ``<models_dir>/finetune_<variant>/``) with the higher CV median r (:func:`best_variant`; the test
     set is never looked at). Fits by :func:`fit_from_predictions`, then writes ``<tutor_dir>/``
-    (``model.pt`` copied from the variant, its ``config.json`` plus ``calibration, source, variant``,
-    ``calibration.json``) and ``<plots_dir>/calibration.csv`` / ``.png``.
+    (``model.pt`` copied from the variant, its ``config.json`` plus ``calibration, source, variant``
+    and ``domain``, ``calibration.json``, ``domain.npz``) and ``<plots_dir>/calibration.csv`` / ``.png``.
+
+    ``domain.npz`` describes the training windows for the tutor's domain check
+    (:func:`crescendai.evaluate.domain.fit_from_feature_set`): the non-test labelled windows of the
+    window cache ``features``, embedded by the variant's backbone. ``features`` None writes none
+    (and removes a stale one): the tutor then says the check is not available. ``check_sets``
+    (name → cache folder, e.g. the phone set) are only measured against it.
 
     Returns:
         The metrics: ``variant``, ``cv_median_r`` (per variant, with ``auto``), then those of
-        :func:`fit_from_predictions`.
+        :func:`fit_from_predictions`, then ``domain`` (with ``features``): the description's size and
+        reference distances and, per held-out set, its median window percentile and the shares
+        flagged unusual / far.
     """
     import shutil
 
@@ -343,6 +353,15 @@ def calibrate_tutor(
     tmp.replace(out / "model.pt")
     config = read_json(src / "config.json")
     config.update({"calibration": "calibration.json", "source": str(src), "variant": variant})
+    if features is not None:
+        from crescendai.evaluate.domain import fit_from_feature_set
+        from crescendai.model import load_model
+
+        domain, metrics["domain"] = fit_from_feature_set(load_model(src).backbone, features, check_sets)
+        domain.save(out / "domain.npz")
+        config["domain"] = "domain.npz"
+    else:
+        (out / "domain.npz").unlink(missing_ok=True)
     write_json(out / "config.json", config)
     cal.save(out / "calibration.json")
     write_csv(Path(plots_dir) / "calibration.csv", rows)

@@ -13,6 +13,13 @@ then per-bar scores and feedback lines (:mod:`crescendai.tutor.feedback`). The p
 :mod:`~crescendai.tutor.frontend` (the one pass), :mod:`~crescendai.tutor.scorer` (the model
 interface), :mod:`~crescendai.tutor.bundle` (the trained bundle and its calibration) and
 :mod:`~crescendai.tutor.series` (per-window scores, pooling, per-bar averages).
+
+**Domain check** (when the bundle has ``domain.npz``): every window's backbone embedding and
+hand-crafted features are measured against the training windows (``crescendai.evaluate.domain``);
+the recording's verdict (median window percentile: in domain / unusual ≥ 0.95 / far ≥ 0.99) widens
+the model error by its factor (``domain_widening``, unless the caller passes one), a far recording
+gets no advice at all (no lines, strengths or weaknesses), and units whose windows are mostly far
+out on their own get no line.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ import numpy as np
 
 from crescendai.core import dims
 from crescendai.core.config import TutorParams
+from crescendai.evaluate.domain import FAR_PERCENTILE, DomainModel, Verdict, recording_verdict
 from crescendai.tutor import bars as bars_mod
 from crescendai.tutor import feedback as fb
 from crescendai.tutor.bundle import Bundle, Calibration, IdentityCalibration
@@ -53,9 +61,11 @@ def analyze_windows_of_file(
     batch_size: int = 32,
     min_duration_sec: float = 3.0,
     progress: Callable[[float], None] | None = None,
+    domain: DomainModel | None = None,
 ) -> WindowSeries:
     """Score every contract window of a recording (its one-pass features, or a path read here);
-    memory beyond the mel frames is ~``batch_size`` windows.
+    memory beyond the mel frames is ~``batch_size`` windows. With ``domain`` each window is also
+    measured against the training windows (``WindowSeries.domain_pct``).
 
     Raises:
         AudioError: missing, unreadable, corrupt, silent or too-short audio (names the file).
@@ -64,7 +74,7 @@ def analyze_windows_of_file(
         read_recording(recording, min_duration_sec=min_duration_sec)
     batches = iter_windows(feats, hop_sec, chunk_windows=max(batch_size, 16))
     return score_windows(batches, scorer, calibration, hop_sec=hop_sec, mc_samples=mc_samples,
-                         batch_size=batch_size, progress=progress)
+                         batch_size=batch_size, progress=progress, domain=domain)
 
 
 SALIENCY_BATCH: int = 8
@@ -79,6 +89,28 @@ data). See :mod:`crescendai.tutor.feedback`."""
 
 
 @dataclass
+class DomainCheck:
+    """The domain check of one recording.
+
+    ``verdict`` (None: the bundle has no training description, the check was not available);
+    ``far_units`` [U] bool: units whose valid windows are mostly (>= half their overlap) at or beyond
+    :data:`~crescendai.evaluate.domain.FAR_PERCENTILE` on their own — no feedback line there.
+    """
+
+    verdict: Verdict | None = None
+    far_units: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
+
+    @property
+    def checked(self) -> bool:
+        return self.verdict is not None
+
+    @property
+    def advice(self) -> bool:
+        """Whether advice may be given at all (unchecked, or not far out)."""
+        return self.verdict is None or self.verdict.advice
+
+
+@dataclass
 class Analysis:
     """Everything the report needs about one recording.
 
@@ -86,7 +118,7 @@ class Analysis:
     ``unit_std`` [U, 19] are the calibrated scores and std averaged over each unit (NaN where no
     valid window overlaps it); ``lines`` index into ``units``; ``strengths`` / ``weaknesses`` are
     dimension indices; ``timings`` maps each step to its seconds; ``domain_widening`` [19] the
-    factor on the model error used for this recording (ones: none).
+    factor on the model error used for this recording (ones: none); ``domain`` the domain check.
     """
 
     path: str
@@ -106,6 +138,7 @@ class Analysis:
     timings: dict[str, float] = field(default_factory=dict)
     min_reliable_r: float = -1.0
     domain_widening: np.ndarray = field(default_factory=lambda: np.ones(dims.N_DIMS))
+    domain: DomainCheck = field(default_factory=DomainCheck)
 
     @property
     def judged(self) -> np.ndarray:
@@ -135,7 +168,8 @@ def analyze_file(
         params: :class:`crescendai.core.config.TutorParams` (defaults when None).
         progress: called with seconds of audio analysed.
         domain_widening: widening of the model error for this recording (:data:`DomainWidening`;
-            None: none). It widens the overall uncertainty and lowers feedback confidence.
+            None: the domain check's, or none without one). It widens the overall uncertainty and
+            lowers feedback confidence.
 
     Raises:
         AudioError: unusable audio. ScoreError: unusable or non-matching score. MeterError: bad
@@ -149,7 +183,7 @@ def analyze_file(
     t1 = time.perf_counter()
     series = analyze_windows_of_file(
         feats, bundle.scorer, bundle.calibration, hop_sec=p.hop_sec, mc_samples=p.mc_samples,
-        batch_size=p.batch_size, progress=progress,
+        batch_size=p.batch_size, progress=progress, domain=bundle.domain,
     )
     t2 = time.perf_counter()
     mark_quiet(series, feats.level_db)
@@ -162,17 +196,25 @@ def analyze_file(
         units = fb.Units(grid.numbers, grid.start_sec, grid.end_sec, "bar", grid.approximate)
     else:
         units = fb.time_units(series.duration_sec)
+    check = domain_check(series, units)
+    if domain_widening is None and check.verdict is not None:
+        domain_widening = check.verdict.widening
     widen = _widening(domain_widening, feats, series)
     pooled = pool(series, p.trim, bundle.calibration.error, bundle.calibration.r, widen)
     judged = judged_dims(pooled.validation_r, p.min_reliable_r)
     u_scores, _ = per_bar(series, units.start_sec, units.end_sec, series.scores)
     u_std, _ = per_bar(series, units.start_sec, units.end_sec, series.std)
-    spans = fb.find_spans(u_scores, u_std, pooled.median, rel_margin=p.rel_margin,
-                          min_confidence=p.min_confidence, judged=judged,
-                          model_error=bundle.calibration.error, domain_widening=widen)
-    lines = fb.merge_spans(spans, p.max_lines)
-    strengths, weaknesses = fb.overall_notes(pooled.median, margin=p.rel_margin, judged=judged,
-                                             uncertainty=pooled.uncertainty)
+    lines: list[fb.Line] = []
+    strengths: list[int] = []
+    weaknesses: list[int] = []
+    if check.advice:  # a recording far from the training data gets no advice at all
+        near = np.where(check.far_units[:, None], np.nan, u_scores)  # far-out units: no line
+        spans = fb.find_spans(near, u_std, pooled.median, rel_margin=p.rel_margin,
+                              min_confidence=p.min_confidence, judged=judged,
+                              model_error=bundle.calibration.error, domain_widening=widen)
+        lines = fb.merge_spans(spans, p.max_lines)
+        strengths, weaknesses = fb.overall_notes(pooled.median, margin=p.rel_margin, judged=judged,
+                                                 uncertainty=pooled.uncertainty)
     t4 = time.perf_counter()
     add_saliency(feats, series, bundle.scorer, saliency_targets(series, lines, units, pooled.median),
                  batch_size=SALIENCY_BATCH)
@@ -183,10 +225,22 @@ def analyze_file(
         unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses,
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
-        min_reliable_r=p.min_reliable_r, domain_widening=widen,
+        min_reliable_r=p.min_reliable_r, domain_widening=widen, domain=check,
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
                  "feedback_sec": t4 - t3, "saliency_sec": t5 - t4},
     )
+
+
+def domain_check(series: WindowSeries, units: fb.Units) -> DomainCheck:
+    """The recording's :class:`DomainCheck` from its windows' percentiles (valid windows; all when
+    none is valid); an unchecked one when the series carries none."""
+    if series.domain_pct is None or series.domain_ratio is None:
+        return DomainCheck(None, np.zeros(len(units), bool))
+    keep = series.valid if series.valid.any() else np.ones(len(series), bool)
+    verdict = recording_verdict(series.domain_pct[keep], series.domain_ratio[keep])
+    far = (series.domain_pct >= FAR_PERCENTILE).astype(np.float64)  # (N,)
+    share, _ = per_bar(series, units.start_sec, units.end_sec, far)  # (U,), NaN: no valid window
+    return DomainCheck(verdict, np.nan_to_num(share, nan=0.0) >= 0.5)
 
 
 def _widening(w: DomainWidening | None, feats: FrameFeatures, series: WindowSeries) -> np.ndarray:

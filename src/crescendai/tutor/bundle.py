@@ -1,7 +1,9 @@
 """The trained tutor bundle (``models/tutor/``): a scorer over the model and its calibration.
 
 A bundle folder holds ``model.pt`` (+ ``config.json``), written by ``crescendai.model.save_model``,
-and ``calibration.json``, written by ``crescendai.evaluate.calibration.Calibrator.save``.
+``calibration.json``, written by ``crescendai.evaluate.calibration.Calibrator.save``, and
+``domain.npz``, the description of the training windows for the domain check
+(``crescendai.evaluate.domain.DomainModel.save``; a bundle without it is analysed unchecked).
 :func:`load_bundle` turns it into a :class:`Bundle`; every way the folder can be unusable is a
 :class:`ModelError` naming the file and the fix.
 """
@@ -17,6 +19,7 @@ from typing import Protocol
 import numpy as np
 
 from crescendai.core.errors import CrescendAIError
+from crescendai.evaluate.domain import DomainModel
 from crescendai.tutor.scorer import Scorer, TorchScorer
 
 log = logging.getLogger(__name__)
@@ -49,24 +52,29 @@ class IdentityCalibration:
 
 @dataclass
 class Bundle:
-    """A loaded tutor bundle: the scorer, its calibration, the folder it came from (``path``) and
-    ``info`` (``dropout``: the head's dropout probability, ``n_params``: parameter count)."""
+    """A loaded tutor bundle: the scorer, its calibration, the folder it came from (``path``),
+    ``info`` (``dropout``: the head's dropout probability, ``n_params``: parameter count) and
+    ``domain``, the training description of the domain check (None: no check)."""
 
     scorer: Scorer
     calibration: Calibration
     path: str
     info: dict = field(default_factory=dict)
+    domain: DomainModel | None = None
 
 
 def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int = 0) -> Bundle:
-    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``) onto ``device``;
-    ``seed`` seeds the scorer's MC-dropout draws (:class:`~crescendai.tutor.scorer.TorchScorer`).
+    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``, ``domain.npz``)
+    onto ``device``; ``seed`` seeds the scorer's MC-dropout draws
+    (:class:`~crescendai.tutor.scorer.TorchScorer`).
 
-    A missing ``calibration.json`` gives :class:`IdentityCalibration` (logged as a warning).
+    A missing ``calibration.json`` gives :class:`IdentityCalibration` (logged as a warning); a
+    missing ``domain.npz`` gives no domain check (the report says so).
 
     Raises:
         ModelError: the folder or ``model.pt`` is missing; ``model.pt`` cannot be loaded or is not a
-            model with a score head; ``calibration.json`` cannot be read.
+            model with a score head; ``calibration.json`` or ``domain.npz`` cannot be read, or
+            ``domain.npz`` was fitted for a model of another width.
     """
     from crescendai.model import load_model
 
@@ -93,9 +101,31 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
         calibration = load_calibration(cal_path)
     else:
         log.warning("%s missing: scores are uncalibrated", cal_path)
+    domain = None
+    if (p / "domain.npz").is_file():
+        domain = load_domain(p / "domain.npz", getattr(backbone, "dim", None))
+    else:
+        log.info("%s missing: no domain check", p / "domain.npz")
     scorer = TorchScorer(backbone, head, device=device, seed=seed,
                          fallback_dropout=float(info.get("dropout", 0.1) or 0.1))
-    return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info)
+    return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info, domain=domain)
+
+
+def load_domain(path: Path, embedding_dim: int | None = None) -> DomainModel:
+    """The training description stored at ``path`` (``domain.npz``); ``embedding_dim`` the
+    model's embedding width, checked when given.
+
+    Raises:
+        ModelError: not a domain file, or fitted for another model (names the file and the fix).
+    """
+    try:
+        dm = DomainModel.load(path)
+    except ValueError as err:
+        raise ModelError(str(err)) from None
+    if embedding_dim is not None and dm.embedding_dim not in (None, int(embedding_dim)):
+        raise ModelError(f"{path}: describes embeddings of width {dm.embedding_dim} but the model's are "
+                         f"{embedding_dim} wide; re-run `dvc repro calibrate`")
+    return dm
 
 
 def load_calibration(path: Path) -> Calibration:

@@ -37,10 +37,13 @@ class ScoreBatch:
     Attributes:
         mean: float32 [B, 19], deterministic (dropout off) prediction on the label scale [1/7, 1].
         std: float32 [B, 19], MC-dropout standard deviation (>= 0) of the head's prediction.
+        embedding: float32 [B, D], the backbone's features the head read (the domain check measures
+            them against the training windows), or None for a scorer without a backbone.
     """
 
     mean: np.ndarray
     std: np.ndarray
+    embedding: np.ndarray | None = None
 
 
 class Scorer(Protocol):
@@ -69,12 +72,13 @@ class TorchScorer:
     """A :class:`Scorer` over a torch ``backbone`` (db [B,128,128] → features [B,D]) and a
     ``head`` (features → raw scores [B,19]).
 
-    :meth:`score` runs the backbone once per window in eval + inference mode; MC dropout then runs
-    the head ``mc_samples`` times (one batched call) on those features with only its dropout layers
-    in train mode. A head without dropout layers gets feature dropout with
-    probability ``fallback_dropout`` (so the uncertainty is never silently zero). The dropout masks
-    are drawn from a generator seeded with ``seed``: the same windows scored in the same order give
-    the same spread, whatever else uses torch's global RNG (which is left as it was).
+    :meth:`score` runs the backbone once per window in eval + inference mode (its features are
+    returned as :attr:`ScoreBatch.embedding`); MC dropout then runs the head ``mc_samples`` times
+    (one batched call) on those features with only its dropout layers in train mode. A head
+    without dropout layers gets feature dropout with probability ``fallback_dropout`` (so the
+    uncertainty is never silently zero). The dropout masks are drawn from a generator seeded with
+    ``seed``: the same windows scored in the same order give the same spread, whatever else uses
+    torch's global RNG (which is left as it was).
 
     The backbone runs on at most ``max_batch`` windows at a time, whatever the caller passes: its
     activations set the analysis's peak memory (+25 MB from 16 to 32 windows at dim 256) while the
@@ -126,7 +130,7 @@ class TorchScorer:
             feats = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, D)
             mean = self.head(feats).float().cpu().numpy()  # (B, 19)
             std = self._mc_std(feats, mc_samples)
-        return ScoreBatch(mean=mean.astype(np.float32), std=std)
+        return ScoreBatch(mean=mean.astype(np.float32), std=std, embedding=feats.float().cpu().numpy())
 
     def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
                  ) -> np.ndarray:

@@ -17,6 +17,8 @@ from numpy.lib.stride_tricks import sliding_window_view
 from crescendai.core import dims
 from crescendai.core.audio import FRAME_SEC, WINDOW_FRAMES, WINDOW_SEC, Windows
 from crescendai.core.pooling import trimmed_mean
+from crescendai.evaluate.audio_features import window_features
+from crescendai.evaluate.domain import DomainModel, assess_windows
 from crescendai.tutor.bundle import Calibration
 from crescendai.tutor.scorer import SAL_F, SAL_T, Scorer
 
@@ -41,6 +43,11 @@ class WindowSeries:
         valid: [N] bool, window used for pooling and feedback (not mostly padding).
         duration_sec: recording duration in seconds.
         hop_sec: window hop in seconds.
+        domain_pct: [N] each window's percentile against the held-out training windows, in [0, 1]
+            (``crescendai.evaluate.domain``: 0.99 = further out than 99 % of them), or None when
+            the bundle has no domain description.
+        domain_ratio: [N] each window's distance over the training reference's 95th-percentile
+            distance (>= 0), or None likewise.
     """
 
     start_sec: np.ndarray
@@ -53,6 +60,8 @@ class WindowSeries:
     duration_sec: float
     hop_sec: float
     saliency_done: np.ndarray | None = None
+    domain_pct: np.ndarray | None = None
+    domain_ratio: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.saliency_done is None:
@@ -136,6 +145,7 @@ def score_windows(
     mc_samples: int = 20,
     batch_size: int = 32,
     progress: Callable[[float], None] | None = None,
+    domain: DomainModel | None = None,
 ) -> WindowSeries:
     """Score streamed window batches (see :func:`crescendai.core.audio.stream_windows`).
 
@@ -147,6 +157,9 @@ def score_windows(
         mc_samples: MC-dropout samples of the head, >= 1 (1 = no uncertainty).
         batch_size: windows per model call (bounds memory).
         progress: called with the seconds of audio covered so far.
+        domain: the training description of the bundle: each window's hand-crafted features
+            (``evaluate.audio_features.window_features``) and the scorer's embedding are measured
+            against it (``domain_pct``, ``domain_ratio``); None: not measured.
 
     Returns:
         :class:`WindowSeries`; every window is valid unless more than half of it is padding.
@@ -154,7 +167,7 @@ def score_windows(
     Raises:
         ValueError: ``batches`` is empty.
     """
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "mean", "std", "pad")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "mean", "std", "pad", "pct", "ratio")}
     duration = 0.0
     for w in batches:
         for lo in range(0, len(w), batch_size):
@@ -162,6 +175,10 @@ def score_windows(
             b = scorer.score(w.db[sl], mc_samples=mc_samples, pad_mask=w.pad_mask[sl])
             parts["mean"].append(b.mean)
             parts["std"].append(b.std)
+            if domain is not None:
+                chk = assess_windows(domain, b.embedding, window_features(w.db[sl], w.pad_fraction[sl]))
+                parts["pct"].append(chk.percentile)
+                parts["ratio"].append(chk.ratio)
         parts["start"].append(w.start_sec)
         parts["pad"].append(w.pad_fraction)
         duration = w.duration_sec
@@ -179,6 +196,8 @@ def score_windows(
         start_sec=np.concatenate(parts["start"]), raw=raw, scores=scores, std=std,
         saliency=np.zeros((len(raw), SAL_T, SAL_F), np.float16), pad_fraction=pad, valid=valid,
         duration_sec=float(duration), hop_sec=hop_sec,
+        domain_pct=np.concatenate(parts["pct"]) if domain is not None else None,
+        domain_ratio=np.concatenate(parts["ratio"]) if domain is not None else None,
     )
 
 

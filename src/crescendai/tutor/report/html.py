@@ -7,7 +7,13 @@ import html as _html
 from pathlib import PurePath
 from typing import Any
 
-from crescendai.tutor.report.text import bars_phrase, percent, validation_phrase
+from crescendai.tutor.report.text import (
+    NO_ADVICE,
+    bars_phrase,
+    percent,
+    validation_phrase,
+    withheld_phrase,
+)
 
 _CSS = """body{font-family:system-ui,sans-serif;max-width:980px;margin:2em auto;color:#222;line-height:1.45}
 h1{font-size:1.4em}table{border-collapse:collapse;font-size:.9em}td,th{padding:2px 8px;border-bottom:1px solid #ddd}
@@ -31,16 +37,24 @@ def html_report(rep: dict[str, Any], images: dict[str, bytes]) -> str:
         f"<p>{inp['duration_sec']:.0f} s · {e(bars_phrase(rep))} · model {e(rep['model']['path'])}"
         f"{'' if rep['model']['calibrated'] else ' (uncalibrated)'}</p>",
     ]
+    dom = rep["domain"]
+    cls = "" if dom["level"] == "in domain" else " class='note'"  # unusual, far or unchecked: a note
+    parts.append(f"<p{cls}>{e(dom['text'])}</p>")
     if rep["bars"]["approximate"] and rep["bars"]["source"] == "beats":
         parts.append("<p class='note'>No score was given: bar numbers come from beat tracking and are "
                      "approximate.</p>")
-    parts.append("<h2>Where to work</h2><ul>")
-    if not rep["feedback"]:
+    if dom["advice"]:
+        parts.append("<h2>Where to work</h2><ul>")
+    else:
+        parts.append(f"<h2>No advice</h2><p>{e(NO_ADVICE)}</p><ul>")
+    if not rep["feedback"] and dom["advice"]:
         parts.append("<li>No passage stands out from the rest of the performance with enough confidence.</li>")
     for f in rep["feedback"]:
         adv = "<br>".join(f"try: {e(a)}" for a in dict.fromkeys(f["advice"]))
         parts.append(f"<li><b>{e(f['text'])}</b> <small>(confidence {percent(f['confidence'])}; model "
                      f"listened mostly to the {e(f['saliency_region'])})</small><div class='adv'>{adv}</div></li>")
+    if withheld_phrase(dom):
+        parts.append(f"<li>{e(withheld_phrase(dom))}</li>")
     parts.append("</ul>")
     if "timeline" in images:
         parts += ["<h2>Timeline</h2>", _img(images["timeline"], "19-dimension timeline")]

@@ -3,7 +3,7 @@
 Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any incompatible change)::
 
     {
-      "schema": "crescendai.tutor.report", "schema_version": 1, "crescendai_version": str, "created": ISO-8601,
+      "schema": "crescendai.tutor.report", "schema_version": 2, "crescendai_version": str, "created": ISO-8601,
       "input":  {"path": str, "duration_sec": float, "score": str | null},
       "model":  {"path": str, "calibrated": bool, "mc_samples": int, "hop_sec": float,
                  "min_reliable_r": float (dimensions below it are not judged)},
@@ -20,12 +20,22 @@ Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any i
                  "units": "bar"|"time",
                  "items": [{"number": int, "start_sec", "end_sec", "scores": [19 floats] | null}]},
       "windows": {"window_sec": float, "start_sec": [N], "valid": [N bool],
-                  "scores": [N × 19], "std": [N × 19], "saliency_mel": [N × (16 | null)]},
+                  "scores": [N × 19], "std": [N × 19], "saliency_mel": [N × (16 | null)],
+                  "domain_percentile": [N] | null (each window's percentile; null: not checked)},
       "feedback": [{"bars": [first, last] | null, "start_sec", "end_sec", "dims": [keys],
                     "text": str, "advice": [str], "severity",
                     "confidence" (≤ 0.99, rounded down; see crescendai.tutor.feedback), "subjective": bool,
                     "saliency_region": str}],
       "summary": {"strengths": [keys], "weaknesses": [keys]},
+      "domain": {"checked": bool (false: the bundle has no domain.npz, no check was made),
+                 "level": "in domain"|"unusual"|"far"|null, "percentile": float|null (median window
+                 percentile against held-out training windows, 0–1), "distance_ratio": float|null
+                 (median window distance / the training reference's 95th-percentile distance),
+                 "far_share": float|null (share of windows beyond the 99th percentile),
+                 "widening": float (>= 1, the factor applied to the model error),
+                 "advice": bool (false: no feedback, strengths or weaknesses are given),
+                 "withheld": [str] (passages without advice because they alone are far out),
+                 "text": str (the plain-words sentence the text and HTML reports print)},
       "plots": {"timeline": "timeline.png", "overall": "overall.png", "saliency": "saliency.png"},
       "timings": {...seconds}
     }
@@ -33,6 +43,9 @@ Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any i
 ``windows.saliency_mel[i]`` is window i's gradient × input summed over time per mel cell (low →
 high frequency), explaining the dimensions of the feedback line it falls in; null where it was not
 computed (saliency is computed only for the reported passages, at most 64 windows).
+
+``domain`` is the domain check (``crescendai.evaluate.domain``): how far the recording lies from the
+recordings the model learned from. Version 2 added it and ``windows.domain_percentile``.
 
 All scores are calibrated, on PercePiano's label scale [1/7, 1] (rating = label × 7). Floats are
 rounded to 4 decimals. ``bars.items`` lie inside [0, duration_sec].
@@ -50,7 +63,8 @@ from crescendai.core import dims
 from crescendai.core.errors import CrescendAIError
 
 SCHEMA: str = "crescendai.tutor.report"
-SCHEMA_VERSION: int = 1
+SCHEMA_VERSION: int = 2
+DOMAIN_LEVELS: tuple[str, ...] = ("in domain", "unusual", "far")
 MEL_CELL_NAMES = ("bass", "low-mid", "mid", "upper-mid", "treble")
 
 
@@ -134,6 +148,7 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
             "saliency_region": region_name(prof),
         })
     g = a.grid
+    dpct = s.domain_pct
     return {
         "schema": SCHEMA,
         "schema_version": SCHEMA_VERSION,
@@ -159,13 +174,40 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
             "valid": [bool(v) for v in s.valid], "scores": _r(s.scores), "std": _r(s.std),
             "saliency_mel": [_r(row, 3) if done else None
                              for row, done in zip(sal_mel, s.saliency_done, strict=True)],
+            "domain_percentile": None if dpct is None else _r(dpct),
         },
         "feedback": feedback,
         "summary": {"strengths": [dims.DIMENSIONS[i].key for i in a.strengths],
                     "weaknesses": [dims.DIMENSIONS[i].key for i in a.weaknesses]},
+        "domain": domain_section(a),
         "plots": {},
         "timings": {k: _r(v, 3) for k, v in a.timings.items()},
     }
+
+
+def domain_section(a) -> dict[str, Any]:
+    """The report's ``domain`` entry of an analysis (schema above)."""
+    from crescendai.tutor import feedback as fb
+    from crescendai.tutor.report.text import domain_phrase
+
+    v = a.domain.verdict
+    far = np.asarray(a.domain.far_units, bool)
+    withheld = []
+    if a.domain.advice and far.any():  # runs of far-out units
+        edges = np.flatnonzero(np.diff(np.concatenate([[0], far.astype(int), [0]])))
+        withheld = [fb.where(a.units, int(i), int(j) - 1) for i, j in zip(edges[::2], edges[1::2], strict=True)]
+    out: dict[str, Any] = {
+        "checked": v is not None,
+        "level": None if v is None else v.level,
+        "percentile": None if v is None else _r(v.percentile),
+        "distance_ratio": None if v is None else _r(v.ratio, 3),
+        "far_share": None if v is None else _r(v.far_share, 3),
+        "widening": _r(float(np.max(a.domain_widening)), 3),
+        "advice": bool(a.domain.advice),
+        "withheld": withheld,
+    }
+    out["text"] = domain_phrase(out)
+    return out
 
 
 class SchemaError(CrescendAIError):
@@ -174,7 +216,7 @@ class SchemaError(CrescendAIError):
 
 _TOP = {"schema": str, "schema_version": int, "crescendai_version": str, "created": str,
         "input": dict, "model": dict, "dimensions": list, "overall": dict, "bars": dict,
-        "windows": dict, "feedback": list, "summary": dict, "plots": dict, "timings": dict}
+        "windows": dict, "feedback": list, "summary": dict, "domain": dict, "plots": dict, "timings": dict}
 
 
 def validate_report(rep: dict[str, Any]) -> None:
@@ -209,6 +251,16 @@ def validate_report(rep: dict[str, Any]) -> None:
     for f in ("valid", "scores", "std", "saliency_mel"):
         if len(w[f]) != n:
             raise SchemaError(f"report.windows.{f}: {len(w[f])} rows, expected {n}")
+    if w.get("domain_percentile") is not None and len(w["domain_percentile"]) != n:
+        raise SchemaError(f"report.windows.domain_percentile: {len(w['domain_percentile'])} rows, expected {n}")
+    dom = rep["domain"]
+    for f in ("checked", "level", "percentile", "widening", "advice", "withheld", "text"):
+        if f not in dom:
+            raise SchemaError(f"report.domain.{f}: missing")
+    if dom["checked"] != (dom["level"] in DOMAIN_LEVELS):
+        raise SchemaError(f"report.domain.level: {dom['level']!r} with checked={dom['checked']}")
+    if not dom["advice"] and (rep["feedback"] or rep["summary"]["strengths"] or rep["summary"]["weaknesses"]):
+        raise SchemaError("report.domain.advice is false but the report gives feedback or a summary")
     numbers = {it["number"] for it in b["items"]}
     for i, fbk in enumerate(rep["feedback"]):
         for f in ("bars", "start_sec", "end_sec", "dims", "text", "advice", "severity", "confidence"):

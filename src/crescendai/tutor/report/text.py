@@ -45,6 +45,40 @@ def known_error(rep: dict[str, Any]) -> bool:
     return any(o.get("model_error") is not None for o in rep["overall"].values())
 
 
+CAUSES: str = ("A different piano, room or microphone (a phone, say), or sounds other than piano, "
+                "can do this.")
+"""What can make a recording sound unlike the training recordings, in plain words."""
+
+
+def domain_phrase(domain: dict[str, Any]) -> str:
+    """The plain-words sentence of the domain check (the report's ``domain`` entry, less ``text``)."""
+    if not domain["checked"]:
+        return ("Recording check not available: this model came without a description of the recordings "
+                "it learned from, so it cannot tell whether yours sounds like them.")
+    p = domain["percentile"] or 0.0
+    share = "all" if p >= 1.0 else percent(p)
+    if domain["level"] == "far":
+        return (f"This recording sounds unlike the recordings the model learned from (further out than {share} "
+                f"of them): read the scores as rough (± widened ×{domain['widening']:.1f}); no advice is given. "
+                f"{CAUSES}")
+    if domain["level"] == "unusual":
+        return (f"This recording sounds somewhat unlike the recordings the model learned from (further out than "
+                f"{share} of them): the ± is widened ×{domain['widening']:.1f}; take scores and advice with care. "
+                f"{CAUSES}")
+    return "This recording sounds like the recordings the model learned from."
+
+
+def withheld_phrase(domain: dict[str, Any]) -> str | None:
+    """"No advice for bars 3–4: …" when passages alone are far out, else None."""
+    if not domain.get("withheld"):
+        return None
+    return (f"No advice for {', '.join(domain['withheld'])}: there the recording sounds unlike the recordings "
+            "the model learned from.")
+
+
+NO_ADVICE: str = "No advice: the recording sounds too unlike the recordings the model learned from (see above)."
+
+
 def text_report(rep: dict[str, Any]) -> str:
     """Render the human summary: header, overall scores, strengths, bar-level feedback."""
     inp, model = rep["input"], rep["model"]
@@ -55,6 +89,7 @@ def text_report(rep: dict[str, Any]) -> str:
         f"{len(rep['windows']['start_sec'])} windows",
         "  ± = " + ("the model's typical error on players it was not trained on, with the spread of "
                     if known_error(rep) else "") + f"{model['mc_samples']} MC-dropout samples",
+        f"  {rep['domain']['text']}",
         "",
         "Overall (rating 1–7: median, ± uncertainty; low pole … high pole)",
     ]
@@ -74,13 +109,18 @@ def text_report(rep: dict[str, Any]) -> str:
         out += ["", "Strengths: " + ", ".join(names[k] for k in s["strengths"]) + "."]
     if s["weaknesses"]:
         out += ["Overall, work on: " + ", ".join(names[k] for k in s["weaknesses"]) + "."]
-    out += ["", "Where to work:"]
-    if not rep["feedback"]:
+    if not rep["domain"]["advice"]:
+        out += ["", NO_ADVICE]
+    else:
+        out += ["", "Where to work:"]
+    if not rep["feedback"] and rep["domain"]["advice"]:
         out.append("  No passage stands out from the rest of the performance with enough confidence.")
     for f in rep["feedback"]:
         out.append(f"  • {f['text']}  (confidence {percent(f['confidence'])})")
         for a in dict.fromkeys(f["advice"]):
             out.append(f"      try: {a}")
+    if withheld_phrase(rep["domain"]):
+        out.append(f"  {withheld_phrase(rep['domain'])}")
     if rep["bars"]["approximate"] and rep["bars"]["source"] == "beats":
         out += ["", "Bars are approximate (no score given: beat tracking + metre). Pass --score "
                 "score.mid for the score's bar numbers."]
