@@ -127,6 +127,7 @@ def test_calibrate_tutor_picks_the_better_variant_and_writes_the_bundle(miscalib
     assert (tmp_path / "tutor" / "model.pt").read_bytes() == (tmp_path / "models" / "finetune_scratch" / "model.pt").read_bytes()
     config = read_json(tmp_path / "tutor" / "config.json")
     assert config["variant"] == "scratch" and config["domain"] == "domain.npz"
+    assert config["trained_on"] == ["synthetic"]
     assert Calibrator.load(tmp_path / "tutor" / "calibration.json").error is not None
     assert (tmp_path / "plots" / "calibration.csv").is_file() and (tmp_path / "plots" / "calibration.png").is_file()
     dm = DomainModel.load(tmp_path / "tutor" / "domain.npz")

@@ -81,6 +81,17 @@ def test_text_and_files(analysis, tmp_path):
     assert json.loads(written["json"].read_text())["plots"]["timeline"] == "timeline.png"
 
 
+def test_the_report_names_the_corpus_the_model_learned_from(analysis, tmp_path):
+    import dataclasses
+
+    unknown = build_report(analysis)
+    assert unknown["model"]["trained_on"] == [] and "training corpus not recorded" in text_report(unknown)
+    rep = build_report(dataclasses.replace(analysis, trained_on=["percepiano"]))
+    validate_report(rep)
+    assert rep["model"]["trained_on"] == ["percepiano"] and "trained on PercePiano" in text_report(rep)
+    assert "trained on PercePiano" in write_report(rep, tmp_path / "out")["html"].read_text()
+
+
 def test_region_name():
     prof = np.zeros(16)
     prof[0] = 1

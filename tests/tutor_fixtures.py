@@ -135,7 +135,7 @@ def write_window_cache(folder: Path, waveforms: list[np.ndarray], folds: list[in
         for k in range(len(w)):
             rows.append({"item": f"r{i:02d}", "item_idx": i, "window": k, "start_sec": w.start_sec[k],
                          "pad_fraction": float(w.pad_fraction[k]), "split": "test" if fold is None else "train",
-                         "fold": fold, "performer_id": str(i), "augmented": False,
+                         "fold": fold, "performer_id": str(i), "augmented": False, "source": "synthetic",
                          **{c: 0.5 for c in columns.LABELS}})
     np.save(folder / "windows.npy", np.concatenate(dbs))
     frame = pd.DataFrame(rows)

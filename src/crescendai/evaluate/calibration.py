@@ -304,6 +304,16 @@ def plot_reliability(path: str | os.PathLike[str], rows: list[dict[str, object]]
     _save_fig(fig, path)
 
 
+def training_corpora(features: str | os.PathLike[str]) -> list[str]:
+    """The corpora (manifest ``source`` names, sorted) of the labelled non-test windows of a window
+    cache: what the tutor's model learned its 19 scores from."""
+    from crescendai.data.window_cache import load_feature_set
+
+    ix = load_feature_set(features).index
+    keep = ix["split"].ne("test") & ix["y_0"].notna()
+    return sorted(ix.loc[keep, "source"].astype(str).unique())
+
+
 def calibrate_tutor(
     models_dir: str | os.PathLike[str] = "models",
     tutor_dir: str | os.PathLike[str] = "models/tutor",
@@ -319,6 +329,7 @@ def calibrate_tutor(
     ``<models_dir>/finetune_<variant>/``) with the higher CV median r (:func:`best_variant`; the test
     set is never looked at). Fits by :func:`fit_from_predictions`, then writes ``<tutor_dir>/``
     (``model.pt`` copied from the variant, its ``config.json`` plus ``calibration, source, variant``
+    (and, with ``features``, ``domain`` and ``trained_on``: :func:`training_corpora`)
     and ``domain``, ``calibration.json``, ``domain.npz``) and ``<plots_dir>/calibration.csv`` / ``.png``.
 
     ``domain.npz`` describes the training windows for the tutor's domain check
@@ -360,6 +371,7 @@ def calibrate_tutor(
         domain, metrics["domain"] = fit_from_feature_set(load_model(src).backbone, features, check_sets)
         domain.save(out / "domain.npz")
         config["domain"] = "domain.npz"
+        config["trained_on"] = training_corpora(features)
     else:
         (out / "domain.npz").unlink(missing_ok=True)
     write_json(out / "config.json", config)

@@ -137,6 +137,8 @@ class Analysis:
     mc_samples: int
     timings: dict[str, float] = field(default_factory=dict)
     min_reliable_r: float = -1.0
+    trained_on: list[str] = field(default_factory=list)
+    """The corpora the model's scores were learned from (the bundle's record; [] = unknown)."""
     domain_widening: np.ndarray = field(default_factory=lambda: np.ones(dims.N_DIMS))
     domain: DomainCheck = field(default_factory=DomainCheck)
 
@@ -225,7 +227,7 @@ def analyze_file(
         unit_std=u_std, lines=lines, strengths=strengths, weaknesses=weaknesses,
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
-        min_reliable_r=p.min_reliable_r, domain_widening=widen, domain=check,
+        min_reliable_r=p.min_reliable_r, domain_widening=widen, domain=check, trained_on=list(bundle.trained_on),
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
                  "feedback_sec": t4 - t3, "saliency_sec": t5 - t4},
     )

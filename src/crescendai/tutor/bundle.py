@@ -61,6 +61,8 @@ class Bundle:
     path: str
     info: dict = field(default_factory=dict)
     domain: DomainModel | None = None
+    trained_on: list[str] = field(default_factory=list)
+    """The corpora its 19 scores were learned from (``config.json``'s ``trained_on``; [] = not recorded)."""
 
 
 def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int = 0) -> Bundle:
@@ -76,6 +78,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
             model with a score head; ``calibration.json`` or ``domain.npz`` cannot be read, or
             ``domain.npz`` was fitted for a model of another width.
     """
+    from crescendai.core.files import read_json
     from crescendai.model import load_model
 
     p = Path(path)
@@ -108,7 +111,9 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
         log.info("%s missing: no domain check", p / "domain.npz")
     scorer = TorchScorer(backbone, head, device=device, seed=seed,
                          fallback_dropout=float(info.get("dropout", 0.1) or 0.1))
-    return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info, domain=domain)
+    trained_on = read_json(p / "config.json").get("trained_on", []) if (p / "config.json").is_file() else []
+    return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info, domain=domain,
+                  trained_on=[str(c) for c in trained_on])
 
 
 def load_domain(path: Path, embedding_dim: int | None = None) -> DomainModel:

@@ -11,6 +11,7 @@ from crescendai.tutor.report.text import (
     NO_ADVICE,
     bars_phrase,
     percent,
+    trained_on_phrase,
     validation_phrase,
     withheld_phrase,
 )
@@ -35,7 +36,7 @@ def html_report(rep: dict[str, Any], images: dict[str, bytes]) -> str:
         f"<title>CrescendAI — {e(name)}</title><style>{_CSS}</style></head><body>",
         f"<h1>CrescendAI analysis: {e(name)}</h1>",
         f"<p>{inp['duration_sec']:.0f} s · {e(bars_phrase(rep))} · model {e(rep['model']['path'])}"
-        f"{'' if rep['model']['calibrated'] else ' (uncalibrated)'}</p>",
+        f"{'' if rep['model']['calibrated'] else ' (uncalibrated)'}, {e(trained_on_phrase(rep['model']))}</p>",
     ]
     dom = rep["domain"]
     cls = "" if dom["level"] == "in domain" else " class='note'"  # unusual, far or unchecked: a note

@@ -6,7 +6,8 @@ Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any i
       "schema": "crescendai.tutor.report", "schema_version": 2, "crescendai_version": str, "created": ISO-8601,
       "input":  {"path": str, "duration_sec": float, "score": str | null},
       "model":  {"path": str, "calibrated": bool, "mc_samples": int, "hop_sec": float,
-                 "min_reliable_r": float (dimensions below it are not judged)},
+                 "min_reliable_r": float (dimensions below it are not judged),
+                 "trained_on": [str] (the corpora its scores were learned from; [] = not recorded)},
       "dimensions": [{"index", "key", "name", "low", "high", "problem_pole": "low"|"high"|null,
                       "subjective": bool}] × 19,
       "overall": {<key>: {"median", "trimmed_mean", "spread" (IQR),
@@ -156,7 +157,7 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "input": {"path": a.path, "duration_sec": _r(s.duration_sec, 3), "score": a.score_path},
         "model": {"path": a.model_path, "calibrated": a.calibrated, "mc_samples": a.mc_samples,
-                  "hop_sec": s.hop_sec, "min_reliable_r": a.min_reliable_r},
+                  "hop_sec": s.hop_sec, "min_reliable_r": a.min_reliable_r, "trained_on": list(a.trained_on)},
         "dimensions": [
             {"index": d.index, "key": d.key, "name": d.name, "low": d.low, "high": d.high,
              "problem_pole": d.problem_pole, "subjective": d.subjective}

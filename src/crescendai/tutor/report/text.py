@@ -79,6 +79,15 @@ def withheld_phrase(domain: dict[str, Any]) -> str | None:
 NO_ADVICE: str = "No advice: the recording sounds too unlike the recordings the model learned from (see above)."
 
 
+def trained_on_phrase(model: dict[str, Any]) -> str:
+    """"trained on PercePiano" / "trained on the synthetic corpus" / "training corpus not recorded"."""
+    names = {"synthetic": "the synthetic corpus", "percepiano": "PercePiano"}
+    corpora = model.get("trained_on") or []
+    if not corpora:
+        return "training corpus not recorded"
+    return "trained on " + " + ".join(names.get(c, c) for c in corpora)
+
+
 def text_report(rep: dict[str, Any]) -> str:
     """Render the human summary: header, overall scores, strengths, bar-level feedback."""
     inp, model = rep["input"], rep["model"]
@@ -86,7 +95,7 @@ def text_report(rep: dict[str, Any]) -> str:
         f"CrescendAI analysis of {inp['path']} ({_mmss(inp['duration_sec'])})",
         f"  {bars_phrase(rep)}",
         f"  model: {model['path']} ({'calibrated' if model['calibrated'] else 'UNCALIBRATED'}), "
-        f"{len(rep['windows']['start_sec'])} windows",
+        f"{trained_on_phrase(model)}, {len(rep['windows']['start_sec'])} windows",
         "  ± = " + ("the model's typical error on players it was not trained on, with the spread of "
                     if known_error(rep) else "") + f"{model['mc_samples']} MC-dropout samples",
         f"  {rep['domain']['text']}",
