@@ -40,7 +40,7 @@ def test_report_follows_the_schema_and_is_json(analysis):
     rep = build_report(analysis)
     validate_report(rep)
     assert json.loads(json.dumps(rep)) == rep
-    assert rep["schema_version"] == 2 and len(rep["dimensions"]) == 19
+    assert rep["schema_version"] == 3 and rep["notes"] is None and len(rep["dimensions"]) == 19
     n = len(rep["windows"]["start_sec"])
     assert np.array(rep["windows"]["scores"]).shape == (n, 19)
     f = rep["feedback"][0]
@@ -77,7 +77,7 @@ def test_text_and_files(analysis, tmp_path):
     html = written["html"].read_text()
     name = Path(rep["input"]["path"]).name
     assert f"<h1>CrescendAI analysis: {name}</h1>" in html and f"<title>CrescendAI — {name}</title>" in html
-    assert html.count("data:image/png;base64,") == 3 and "<script" not in html and "src=\"http" not in html
+    assert html.count("data:image/png;base64,") == 3 and "<script src" not in html and "src=\"http" not in html
     assert json.loads(written["json"].read_text())["plots"]["timeline"] == "timeline.png"
 
 

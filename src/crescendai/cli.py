@@ -28,19 +28,25 @@ EXAMPLES = """examples:
   crescendai analyze take.wav
       text summary with approximate bars (beat tracking, 4/4); files in take_report/
   crescendai analyze take.flac --score piece.mid
-      bars numbered as in the score (audio aligned to the score by DTW)
+      bars numbered as in the score (audio aligned to the score by DTW), and the notes checked
+      against it bar by bar: missing, extra and wrong notes, rushed or dragged bars
+  crescendai analyze take.flac --score piece.mid --transcriber transkun --device cuda
+      the more accurate (and, on a CPU, ~3x slower than real time) transcriber
   crescendai analyze take.mp3 --meter 3/4 --tempo-hint 90 --out reports/take --format html
       approximate 3/4 bars around 90 bpm; prints the path of the self-contained report.html
   crescendai analyze take.ogg --format json > report.json
       the versioned report.json on stdout
 
-outputs in --out: report.json (schema crescendai.tutor.report v1), report.txt, report.html,
+outputs in --out: report.json (schema crescendai.tutor.report v3), report.txt, report.html (plays the
+recording beside it: keep the two where they are),
 timeline.png (19 dimensions over time, bar numbers on the x axis), overall.png, saliency.png
 """
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``crescendai`` parser with its subcommands."""
+    from crescendai.tutor.transcribe import TRANSCRIBERS
+
     parser = argparse.ArgumentParser(
         prog="crescendai",
         description="CrescendAI: an AI classical-piano tutor. Scores a recording on the 19 PercePiano "
@@ -58,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("audio", help="the recording: wav, flac, ogg or mp3 (any sample rate, mono or stereo)")
     p.add_argument("--score", help="MIDI score of the piece (.mid); bars are then the score's")
+    p.add_argument("--transcriber", default="basic-pitch", choices=(*TRANSCRIBERS, "none"),
+                   help="with --score: the transcriber whose notes are checked against the score "
+                   "(basic-pitch: bundled ONNX model, ~20x real time on a CPU; transkun: more "
+                   "accurate, needs `uv sync --extra transkun`, best on a GPU; none: no note check)")
     p.add_argument("--meter", help="time signature such as 3/4 or 6/8 (default: the score's, else 4/4)")
     p.add_argument("--tempo-hint", type=float, metavar="BPM", help="approximate tempo to seed beat tracking")
     p.add_argument("--model", default="models/tutor", help="tutor bundle folder (default: models/tutor)")
@@ -163,6 +173,10 @@ def analyze(args: argparse.Namespace) -> int:
         from crescendai.tutor.bars import parse_meter, read_score
 
         read_score(args.score, parse_meter(args.meter) if args.meter else None)
+        if args.transcriber != "none":
+            from crescendai.tutor.transcribe import require
+
+            require(args.transcriber)  # not installed: say how, before the model load
     bundle = bundle_mod.load_bundle(args.model, device=args.device, seed=params.seed)
     try:
         total = float(sf.info(str(audio)).duration)
@@ -182,7 +196,8 @@ def analyze(args: argparse.Namespace) -> int:
     try:
         result = analysis.analyze_file(audio, bundle, score_path=args.score, meter=args.meter,
                                        tempo_hint=args.tempo_hint, params=params.tutor,
-                                       progress=progress)
+                                       progress=progress, device=args.device,
+                                       transcriber=None if args.transcriber == "none" else args.transcriber)
     finally:
         if bar is not None:
             bar.close()

@@ -38,6 +38,7 @@ from crescendai.tutor import bars as bars_mod
 from crescendai.tutor import feedback as fb
 from crescendai.tutor.bundle import Bundle, Calibration, IdentityCalibration
 from crescendai.tutor.frontend import FrameFeatures, iter_windows, read_recording
+from crescendai.tutor.note_check import NoteCheck
 from crescendai.tutor.saliency import add_saliency, saliency_targets
 from crescendai.tutor.scorer import Scorer
 from crescendai.tutor.series import (
@@ -141,6 +142,8 @@ class Analysis:
     """The corpora the model's scores were learned from (the bundle's record; [] = unknown)."""
     domain_widening: np.ndarray = field(default_factory=lambda: np.ones(dims.N_DIMS))
     domain: DomainCheck = field(default_factory=DomainCheck)
+    notes: NoteCheck | None = None
+    """The notes against the score (``--score`` with a transcriber), else None."""
 
     @property
     def judged(self) -> np.ndarray:
@@ -158,6 +161,8 @@ def analyze_file(
     params=None,
     progress: Callable[[float], None] | None = None,
     domain_widening: DomainWidening | None = None,
+    transcriber: str | None = "basic-pitch",
+    device: str = "cpu",
 ) -> Analysis:
     """Analyse one recording end to end.
 
@@ -172,16 +177,26 @@ def analyze_file(
         domain_widening: widening of the model error for this recording (:data:`DomainWidening`;
             None: the domain check's, or none without one). It widens the overall uncertainty and
             lowers feedback confidence.
+        transcriber: with a score, the transcriber whose notes are checked against it bar by bar
+            (:data:`crescendai.tutor.transcribe.TRANSCRIBERS`; None: no note check).
+        device: torch device of the transcriber (transkun).
 
     Raises:
         AudioError: unusable audio. ScoreError: unusable or non-matching score. MeterError: bad
-            ``meter``.
+            ``meter``. TranscriberError: the transcriber is unknown or not installed (checked before
+            any work).
     """
     p = params or TutorParams()
     m = bars_mod.parse_meter(meter) if meter else None
     score = bars_mod.read_score(score_path, m) if score_path else None  # fail fast on a bad score
+    check_notes = score is not None and transcriber is not None
+    if check_notes:
+        from crescendai.tutor.transcribe import require
+
+        require(transcriber)  # before any work: names the transcriber and how to install it
     t0 = time.perf_counter()
-    feats = read_recording(path, chroma=score is not None, min_duration_sec=p.min_duration_sec)
+    feats = read_recording(path, chroma=score is not None, min_duration_sec=p.min_duration_sec,
+                           keep_audio=check_notes)
     t1 = time.perf_counter()
     series = analyze_windows_of_file(
         feats, bundle.scorer, bundle.calibration, hop_sec=p.hop_sec, mc_samples=p.mc_samples,
@@ -194,6 +209,10 @@ def analyze_file(
     else:
         grid = bars_mod.bars_from_beats(feats, m or bars_mod.Meter(), tempo_hint)
     t3 = time.perf_counter()
+    notes = None
+    if check_notes and grid.warp is not None:
+        notes = note_check(feats, score, grid, transcriber, device)
+    t3n = time.perf_counter()
     if len(grid):
         units = fb.Units(grid.numbers, grid.start_sec, grid.end_sec, "bar", grid.approximate)
     else:
@@ -228,9 +247,27 @@ def analyze_file(
         score_path=None if score_path is None else str(score_path), model_path=bundle.path,
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
         min_reliable_r=p.min_reliable_r, domain_widening=widen, domain=check, trained_on=list(bundle.trained_on),
+        notes=notes,
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
-                 "feedback_sec": t4 - t3, "saliency_sec": t5 - t4},
+                 "notes_sec": t3n - t3, "feedback_sec": t4 - t3n, "saliency_sec": t5 - t4},
     )
+
+
+def note_check(feats: FrameFeatures, score: bars_mod.Score, grid: bars_mod.BarGrid,
+               transcriber: str, device: str = "cpu") -> NoteCheck:
+    """Transcribe the recording (its one decode, ``feats.audio``) and check the notes against the
+    score bar by bar (:func:`crescendai.tutor.note_check.check_notes`)."""
+    from crescendai.core.audio import SAMPLE_RATE
+    from crescendai.tutor import note_check as nc
+    from crescendai.tutor.transcribe import Notes, transcribe
+
+    if feats.audio is None or grid.warp is None:
+        raise ValueError("note_check needs read_recording(..., keep_audio=True) and a score alignment")
+    played = transcribe(feats.audio, SAMPLE_RATE, transcriber, device=device)
+    written = Notes.from_rows(np.c_[score.notes[:, :3], score.notes[:, 3] / 127.0])
+    quarters = score.meter.numerator * 4.0 / score.meter.denominator
+    return nc.check_notes(written, score.bar_sec, quarters, played, grid.warp, feats.duration_sec,
+                          transcriber)
 
 
 def domain_check(series: WindowSeries, units: fb.Units) -> DomainCheck:

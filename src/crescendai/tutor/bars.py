@@ -98,6 +98,8 @@ class BarGrid:
         meter: the metre used.
         tempo_bpm: estimated tempo (beats per minute) or None.
         match: audio–score similarity after alignment (score source only), else None.
+        warp: float [K, 2] the alignment's monotone map from score seconds (column 0) to recording
+            seconds (column 1), for ``numpy.interp`` (score source only), else None.
     """
 
     numbers: np.ndarray
@@ -108,6 +110,7 @@ class BarGrid:
     meter: Meter
     tempo_bpm: float | None = None
     match: float | None = None
+    warp: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.numbers.shape[0])
@@ -387,4 +390,5 @@ def align_to_score(
     return BarGrid(
         numbers=np.asarray(numbers, int), start_sec=np.asarray(starts), end_sec=np.asarray(ends),
         source="score", approximate=False, meter=score.meter, match=float(match),
+        warp=np.stack([js * step, a_of_j * step], axis=1),
     )

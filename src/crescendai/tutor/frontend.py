@@ -65,6 +65,8 @@ class FrameFeatures:
         duration_sec: recording duration.
         mel: [T, 128] float32 mel power (time first), the source of the model's windows; None
             when the features were built by hand (tests).
+        audio: float32 [n] the decoded mono samples at 22 050 Hz, kept only when asked
+            (``read_recording(..., keep_audio=True)``: the transcriber reads them), else None.
     """
 
     level_db: np.ndarray
@@ -72,6 +74,7 @@ class FrameFeatures:
     chroma: np.ndarray | None
     duration_sec: float
     mel: np.ndarray | None = None
+    audio: np.ndarray | None = None
 
 
 # ------------------------------------------------------------------------------------------
@@ -163,7 +166,7 @@ def onset_flux(mel_db: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
 
 def read_recording(
     path: str | os.PathLike[str], *, chroma: bool = False, min_duration_sec: float = 0.0,
-    block_sec: float = 2.5,
+    block_sec: float = 2.5, keep_audio: bool = False,
 ) -> FrameFeatures:
     """Decode ``path`` once and compute its :class:`FrameFeatures` (``mel`` included) in one pass.
 
@@ -176,6 +179,8 @@ def read_recording(
         chroma: also compute chroma (``librosa.feature.chroma_stft``, A440, per-frame max-normalised).
         min_duration_sec: shortest acceptable recording.
         block_sec: decoding block, seconds.
+        keep_audio: also keep the decoded samples (``FrameFeatures.audio``; 5.3 MB a minute) for
+            the transcriber, so that the notes come from the same single decode.
 
     Raises:
         AudioError: missing, unreadable or corrupt file, non-finite samples, digital silence, or
@@ -200,6 +205,7 @@ def read_recording(
     buf = np.zeros(N_FFT // 2, np.float32)  # centring: the signal starts N_FFT / 2 into frame 0
     total = 0
     nonzero = False
+    kept: list[np.ndarray] = []
 
     def consume(buf: np.ndarray) -> np.ndarray:
         """Features of every whole frame in ``buf``; returns the samples the next frame needs."""
@@ -227,6 +233,8 @@ def read_recording(
             check_waveform(block, source=path)  # raises, naming the file
         nonzero = nonzero or bool(np.any(block))
         total += block.size
+        if keep_audio:
+            kept.append(block)
         buf = consume(np.concatenate([buf, block]))
     _check_stream_summary(total, nonzero, min_duration_sec, path)
     consume(np.concatenate([buf, np.zeros(N_FFT // 2, np.float32)]))
@@ -237,6 +245,7 @@ def read_recording(
         chroma=np.concatenate(chromas, axis=1)[:, :T] if chromas else None,
         duration_sec=total / SAMPLE_RATE,
         mel=mel_buf[0][: min(T, n_mel[0])],
+        audio=np.concatenate(kept) if keep_audio else None,
     )
 
 

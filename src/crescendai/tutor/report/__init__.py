@@ -28,9 +28,14 @@ def write_report(rep: dict[str, Any], out_dir: str | os.PathLike[str], *, html: 
                  plots: bool = True) -> dict[str, Path]:
     """Write ``report.json``, ``report.txt``, the PNG plots and (optionally) ``report.html`` atomically.
 
+    ``report.html`` plays the recording from its path relative to ``out_dir`` (the audio is not copied):
+    the page's player works as long as the report folder and the recording keep their relative places.
+
     Returns:
         name → path of every file written.
     """
+    import urllib.parse
+
     from crescendai.core.files import atomic_write, write_json
     from crescendai.tutor.report import plots as P
     from crescendai.tutor.report.html import html_report
@@ -53,7 +58,11 @@ def write_report(rep: dict[str, Any], out_dir: str | os.PathLike[str], *, html: 
         f.write(text_report(rep))
     written["text"] = out / "report.txt"
     if html:
+        try:  # the recording as seen from the page: relative, posix separators, URL-quoted
+            audio_src = urllib.parse.quote(os.path.relpath(rep["input"]["path"], out).replace(os.sep, "/"))
+        except ValueError:  # no relative path (another Windows drive): an absolute file:// URI
+            audio_src = Path(rep["input"]["path"]).resolve().as_uri()
         with atomic_write(out / "report.html") as f:
-            f.write(html_report(rep, images))
+            f.write(html_report(rep, images, audio_src=audio_src))
         written["html"] = out / "report.html"
     return written

@@ -37,6 +37,16 @@ Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any i
                  "advice": bool (false: no feedback, strengths or weaknesses are given),
                  "withheld": [str] (passages without advice because they alone are far out),
                  "text": str (the plain-words sentence the text and HTML reports print)},
+      "notes":  null (no score, or no transcriber) |
+                {"transcriber": str, "reliable": bool (false: too few score notes found, no finding),
+                 "recall": float (share of the score's notes found), "precision": float (share of the
+                 transcribed notes in the score), "tempo_ratio": float|null (median performed / score
+                 tempo), "text": str (the plain-words sentence),
+                 "bars": [{"number", "start_sec", "end_sec", "score_notes", "matched", "missing",
+                           "extra", "wrong", "missing_low" (of missing + wrong, below middle C),
+                           "tempo_qpm": float|null, "score_qpm": float}],
+                 "lines": [{"bars": [first, last], "start_sec", "end_sec",
+                            "kind": "missing"|"extra"|"wrong"|"tempo", "text": str}]},
       "plots": {"timeline": "timeline.png", "overall": "overall.png", "saliency": "saliency.png"},
       "timings": {...seconds}
     }
@@ -47,6 +57,8 @@ computed (saliency is computed only for the reported passages, at most 64 window
 
 ``domain`` is the domain check (``crescendai.evaluate.domain``): how far the recording lies from the
 recordings the model learned from. Version 2 added it and ``windows.domain_percentile``.
+
+``notes`` is the note check against the score (``crescendai.tutor.note_check``); version 3 added it.
 
 All scores are calibrated, on PercePiano's label scale [1/7, 1] (rating = label × 7). Floats are
 rounded to 4 decimals. ``bars.items`` lie inside [0, duration_sec].
@@ -64,7 +76,7 @@ from crescendai.core import dims
 from crescendai.core.errors import CrescendAIError
 
 SCHEMA: str = "crescendai.tutor.report"
-SCHEMA_VERSION: int = 2
+SCHEMA_VERSION: int = 3
 DOMAIN_LEVELS: tuple[str, ...] = ("in domain", "unusual", "far")
 MEL_CELL_NAMES = ("bass", "low-mid", "mid", "upper-mid", "treble")
 
@@ -181,6 +193,7 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
         "summary": {"strengths": [dims.DIMENSIONS[i].key for i in a.strengths],
                     "weaknesses": [dims.DIMENSIONS[i].key for i in a.weaknesses]},
         "domain": domain_section(a),
+        "notes": notes_section(a.notes),
         "plots": {},
         "timings": {k: _r(v, 3) for k, v in a.timings.items()},
     }
@@ -209,6 +222,25 @@ def domain_section(a) -> dict[str, Any]:
     }
     out["text"] = domain_phrase(out)
     return out
+
+
+def notes_section(check) -> dict[str, Any] | None:
+    """The report's ``notes`` entry of a :class:`crescendai.tutor.note_check.NoteCheck` (or None)."""
+    if check is None:
+        return None
+    return {
+        "transcriber": check.transcriber, "reliable": bool(check.reliable),
+        "recall": _r(check.recall, 3), "precision": _r(check.precision, 3),
+        "tempo_ratio": None if check.median_ratio is None else _r(check.median_ratio, 3),
+        "text": check.text,
+        "bars": [{"number": b.number, "start_sec": _r(b.start_sec, 3), "end_sec": _r(b.end_sec, 3),
+                  "score_notes": b.score_notes, "matched": b.matched, "missing": b.missing,
+                  "extra": b.extra, "wrong": b.wrong, "missing_low": b.missing_low,
+                  "tempo_qpm": None if b.tempo_qpm is None else _r(b.tempo_qpm, 1),
+                  "score_qpm": _r(b.score_qpm, 1)} for b in check.bars],
+        "lines": [{"bars": list(f.bars), "start_sec": _r(f.start_sec, 3), "end_sec": _r(f.end_sec, 3),
+                   "kind": f.kind, "text": f.text} for f in check.findings],
+    }
 
 
 class SchemaError(CrescendAIError):
@@ -271,3 +303,24 @@ def validate_report(rep: dict[str, Any]) -> None:
             raise SchemaError(f"report.feedback[{i}].bars: {fbk['bars']} not bars of the recording")
         if not 0 <= fbk["start_sec"] < fbk["end_sec"] <= dur + 1e-3:
             raise SchemaError(f"report.feedback[{i}]: span outside the recording")
+    _validate_notes(rep.get("notes"), dur)
+
+
+def _validate_notes(notes: dict[str, Any] | None, dur: float) -> None:
+    """Check the report's ``notes`` entry (None is valid: no note check was made)."""
+    from crescendai.tutor.note_check import KINDS
+
+    if notes is None:
+        return
+    if not isinstance(notes, dict):
+        raise SchemaError(f"report.notes: expected dict or null, got {type(notes).__name__}")
+    for f in ("transcriber", "reliable", "recall", "precision", "text", "bars", "lines"):
+        if f not in notes:
+            raise SchemaError(f"report.notes.{f}: missing")
+    if not notes["reliable"] and notes["lines"]:
+        raise SchemaError("report.notes: an unreliable transcription must give no line")
+    for i, line in enumerate(notes["lines"]):
+        if line.get("kind") not in KINDS:
+            raise SchemaError(f"report.notes.lines[{i}].kind: {line.get('kind')!r} not one of {KINDS}")
+        if not 0 <= line["start_sec"] <= line["end_sec"] <= dur + 1e-3:
+            raise SchemaError(f"report.notes.lines[{i}]: span outside the recording")

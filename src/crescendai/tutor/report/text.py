@@ -130,6 +130,13 @@ def text_report(rep: dict[str, Any]) -> str:
             out.append(f"      try: {a}")
     if withheld_phrase(rep["domain"]):
         out.append(f"  {withheld_phrase(rep['domain'])}")
+    notes = rep.get("notes")
+    if notes is not None:
+        out += ["", "The notes (against the score):", f"  {notes['text']}"]
+        if notes["reliable"] and not notes["lines"]:
+            out.append("  No bar stands out: no missing, extra or wrong notes and no rushed or dragged "
+                       "bar beyond the transcription's own errors.")
+        out += [f"  • {line['text']}" for line in notes["lines"]]
     if rep["bars"]["approximate"] and rep["bars"]["source"] == "beats":
         out += ["", "Bars are approximate (no score given: beat tracking + metre). Pass --score "
                 "score.mid for the score's bar numbers."]
