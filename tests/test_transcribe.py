@@ -100,3 +100,15 @@ def test_transkun_finds_the_rendered_notes():
     notes = piece(2, 3, 100, seed=4)
     est = tr.transcribe(render(notes), 22050, "transkun")
     assert onset_prf(notes, est)[1] >= 0.9
+
+
+def test_auto_picks_transkun_only_on_a_gpu_where_installed(without_transkun):
+    assert tr.resolve("auto", "cpu") == "basic-pitch" and tr.resolve("auto", "cuda") == "basic-pitch"
+    assert tr.resolve("transkun", "cpu") == "transkun"
+    with pytest.raises(tr.TranscriberError, match="unknown transcriber"):
+        tr.resolve("nope")
+
+
+def test_auto_on_a_gpu_with_transkun(monkeypatch):
+    monkeypatch.setattr(tr, "available", lambda name: True)
+    assert tr.resolve("auto", "cuda:0") == "transkun" and tr.resolve("auto", "cpu") == "basic-pitch"

@@ -178,7 +178,7 @@ def analyze_file(
             None: the domain check's, or none without one). It widens the overall uncertainty and
             lowers feedback confidence.
         transcriber: with a score, the transcriber whose notes are checked against it bar by bar
-            (:data:`crescendai.tutor.transcribe.TRANSCRIBERS`; None: no note check).
+            (:data:`crescendai.tutor.transcribe.TRANSCRIBERS` or ``"auto"``; None: no note check).
         device: torch device of the transcriber (transkun).
 
     Raises:
@@ -191,9 +191,9 @@ def analyze_file(
     score = bars_mod.read_score(score_path, m) if score_path else None  # fail fast on a bad score
     check_notes = score is not None and transcriber is not None
     if check_notes:
-        from crescendai.tutor.transcribe import require
+        from crescendai.tutor.transcribe import require, resolve
 
-        require(transcriber)  # before any work: names the transcriber and how to install it
+        transcriber = require(resolve(transcriber, device))  # before any work: names it, how to install
     t0 = time.perf_counter()
     feats = read_recording(path, chroma=score is not None, min_duration_sec=p.min_duration_sec,
                            keep_audio=check_notes)

@@ -107,6 +107,8 @@ class NoteCheck:
     """The performance's median tempo relative to the score's (1.1: 10 % faster), None if unmeasured."""
     text: str = ""
     played: Notes | None = field(default=None, repr=False)
+    warp: np.ndarray | None = field(default=None, repr=False)
+    """[K, 2] the note-corrected map, score seconds → recording seconds (monotone), for np.interp."""
 
 
 def hz(pitch: np.ndarray) -> np.ndarray:
@@ -253,7 +255,8 @@ def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, play
                                         "tempo_high": score_qpm / tempo[1]}),
         ))
     check = NoteCheck(transcriber=transcriber, bars=bars, findings=[], recall=recall,
-                      precision=precision, reliable=recall >= MIN_RECALL, played=played)
+                      precision=precision, reliable=recall >= MIN_RECALL, played=played,
+                      warp=np.stack([score.onset_sec[order], inv_x], axis=1))
     ratios = [b.tempo_qpm / b.score_qpm for b in bars if b.tempo_qpm is not None]
     check.median_ratio = float(np.median(ratios)) if ratios else None
     if not check.reliable:

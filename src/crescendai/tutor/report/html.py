@@ -15,8 +15,8 @@ from typing import Any
 
 from crescendai.tutor.report.text import (
     NO_ADVICE,
-    _mmss,
     bars_phrase,
+    mmss,
     percent,
     trained_on_phrase,
     validation_phrase,
@@ -55,7 +55,7 @@ def _span_attrs(item: dict[str, Any], playable: bool) -> str:
         return ""
     s, t = float(item["start_sec"]), float(item["end_sec"])
     return (f' class="play" tabindex="0" role="button" data-start="{s:.3f}" data-end="{t:.3f}"'
-            f' title="play {_mmss(s)}–{_mmss(t)}"')
+            f' title="play {mmss(s)}–{mmss(t)}"')
 
 
 def _label_step(n: int, most: int) -> int:
@@ -81,8 +81,8 @@ def bar_strip(rep: dict[str, Any], playable: bool) -> str:
     for i, it in enumerate(items):
         s, t = float(it["start_sec"]), float(it["end_sec"])
         n = int(it["number"])
-        name = _mmss(s) if timed else str(n)
-        title = f"{_mmss(s)}–{_mmss(t)}" if timed else f"bar {n}, {_mmss(s)}–{_mmss(t)}"
+        name = mmss(s) if timed else str(n)
+        title = f"{mmss(s)}–{mmss(t)}" if timed else f"bar {n}, {mmss(s)}–{mmss(t)}"
         flagged = any(a <= (s + t) / 2 <= b for a, b in spans)
         any_flagged |= flagged
         label = name if i == 0 or (i if timed else n) % step == 0 else ""

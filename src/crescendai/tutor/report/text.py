@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 
-def _mmss(sec: float) -> str:
+def mmss(sec: float) -> str:
     return f"{int(sec // 60)}:{int(sec % 60):02d}"
 
 
@@ -92,7 +92,7 @@ def text_report(rep: dict[str, Any]) -> str:
     """Render the human summary: header, overall scores, strengths, bar-level feedback."""
     inp, model = rep["input"], rep["model"]
     out = [
-        f"CrescendAI analysis of {inp['path']} ({_mmss(inp['duration_sec'])})",
+        f"CrescendAI analysis of {inp['path']} ({mmss(inp['duration_sec'])})",
         f"  {bars_phrase(rep)}",
         f"  model: {model['path']} ({'calibrated' if model['calibrated'] else 'UNCALIBRATED'}), "
         f"{trained_on_phrase(model)}, {len(rep['windows']['start_sec'])} windows",
