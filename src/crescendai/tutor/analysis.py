@@ -212,6 +212,8 @@ def analyze_file(
     notes = None
     if check_notes and grid.warp is not None:
         notes = note_check(feats, score, grid, transcriber, device)
+        if notes.reliable and notes.warp is not None:  # the notes place bar lines better than chroma
+            grid = bars_mod.remap_bars(grid, score, notes.warp, feats.duration_sec)
     t3n = time.perf_counter()
     if len(grid):
         units = fb.Units(grid.numbers, grid.start_sec, grid.end_sec, "bar", grid.approximate)

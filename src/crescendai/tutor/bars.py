@@ -19,6 +19,7 @@ and DTW).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from crescendai.tutor import rhythm
 from crescendai.tutor.frontend import FrameFeatures, read_recording
 
 __all__ = ["BarGrid", "FrameFeatures", "Meter", "MeterError", "Score", "ScoreError", "align_to_score",
-           "bars_from_beats", "estimate_tempo", "frame_features", "parse_meter", "read_score"]
+           "bars_from_beats", "estimate_tempo", "frame_features", "parse_meter", "read_score", "remap_bars"]
 
 log = logging.getLogger(__name__)
 
@@ -392,3 +393,20 @@ def align_to_score(
         source="score", approximate=False, meter=score.meter, match=float(match),
         warp=np.stack([js * step, a_of_j * step], axis=1),
     )
+
+
+def remap_bars(grid: BarGrid, score: Score, warp: np.ndarray, duration_sec: float) -> BarGrid:
+    """``grid``'s score bars placed by another score → recording map ``warp`` [K, 2] (e.g. the
+    note-level alignment of :mod:`crescendai.tutor.note_check`, whose bar lines are 4× closer to
+    the annotated downbeats than the chroma DTW's on renders of ASAP: ``benchmarks/transcription.py``).
+    Bars left empty by the new map are dropped; the first and last keep the grid's outer edges."""
+    lines = np.clip(np.interp(score.bar_sec, warp[:, 0], warp[:, 1]), 0.0, duration_sec)
+    lines = np.maximum.accumulate(lines)
+    starts = lines[grid.numbers - 1].copy()
+    ends = lines[grid.numbers].copy()
+    if len(grid):
+        starts[0] = min(starts[0], grid.start_sec[0]) if grid.numbers[0] == 1 else starts[0]
+        ends[-1] = grid.end_sec[-1] if grid.end_sec[-1] >= duration_sec - 1e-6 else ends[-1]
+    keep = ends - starts > 1e-3
+    return dataclasses.replace(grid, numbers=grid.numbers[keep], start_sec=starts[keep],
+                               end_sec=ends[keep], warp=np.asarray(warp, float))

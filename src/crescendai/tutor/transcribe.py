@@ -64,6 +64,9 @@ class Notes:
     pitch: np.ndarray
     velocity: np.ndarray
     confidence: np.ndarray
+    evidence: Notes | None = None
+    """Notes decoded at permissive thresholds from the same activations (Basic Pitch only): evidence
+    that a note was played, used to withhold a "missing" claim, never to claim an extra note."""
 
     def __len__(self) -> int:
         return int(self.onset_sec.shape[0])
@@ -199,16 +202,30 @@ def basic_pitch_activations(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
             for k, v in out.items()}
 
 
+EVIDENCE_THRESHOLDS: tuple[float, float] = (0.2, 0.1)
+"""(onset, frame) thresholds of the permissive decoding whose notes are :attr:`Notes.evidence`."""
+
+
 def basic_pitch_notes(y: np.ndarray, sr: int, *, onset_threshold: float = 0.5,
                       frame_threshold: float = 0.3, min_note_ms: float = 127.7) -> Notes:
-    """Basic Pitch's notes of ``y`` with its default decoding thresholds (those of its CLI).
+    """Basic Pitch's notes of ``y`` with its default decoding thresholds (those of its CLI), and as
+    ``evidence`` the notes decoded at :data:`EVIDENCE_THRESHOLDS` from the same activations.
 
     ``confidence`` and ``velocity`` are the note's mean frame activation (Basic Pitch's amplitude).
     """
+    act = basic_pitch_activations(y, sr)
+    notes = _decode(act, onset_threshold, frame_threshold, min_note_ms)
+    weak = _decode(act, *EVIDENCE_THRESHOLDS, min_note_ms / 2)
+    return Notes(notes.onset_sec, notes.offset_sec, notes.pitch, notes.velocity, notes.confidence,
+                 evidence=weak)
+
+
+def _decode(act: dict[str, np.ndarray], onset_threshold: float, frame_threshold: float,
+            min_note_ms: float) -> Notes:
+    """Basic Pitch's note decoding (``output_to_notes_polyphonic``) of its activations."""
     with _quiet_imports():
         from basic_pitch import constants as C
         from basic_pitch.note_creation import model_frames_to_time, output_to_notes_polyphonic
-    act = basic_pitch_activations(y, sr)
     if act["note"].shape[0] == 0:
         return Notes.from_rows(np.zeros((0, 4)))
     min_len = int(np.round(min_note_ms / 1000 * (C.AUDIO_SAMPLE_RATE / C.FFT_HOP)))
