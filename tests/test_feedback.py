@@ -181,3 +181,11 @@ def test_stated_confidence_is_rounded_down():
     from crescendai.tutor.report.text import percent
 
     assert percent(0.987) == "98%" and percent(0.99) == "99%" and percent(0.6) == "60%"
+
+
+def test_a_span_inside_a_line_that_names_its_dimension_adds_no_line():
+    wide = [fb.Span(dim=d, first=0, last=5, severity=0.2, level=0.6, confidence=0.7) for d in (2, 12)]
+    inner = fb.Span(dim=12, first=4, last=4, severity=0.1, level=0.6, confidence=0.65)
+    outer = fb.Span(dim=12, first=8, last=9, severity=0.1, level=0.6, confidence=0.65)
+    lines = fb.merge_spans([*wide, inner, outer])
+    assert [(ln.first, ln.last, sorted(ln.dims)) for ln in lines] == [(0, 5, [2, 12]), (8, 9, [12])]

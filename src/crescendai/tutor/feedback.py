@@ -214,9 +214,13 @@ def find_spans(
 
 def merge_spans(spans: list[Span], max_lines: int = 6) -> list[Line]:
     """Merge overlapping spans of different dimensions into lines; keep the ``max_lines`` most
-    severe lines, returned in unit order. A dimension appears at most once per line."""
+    severe lines, returned in unit order. A dimension appears at most once per line, and a span
+    inside a line that already names its dimension adds nothing (it is dropped)."""
     groups: list[list[Span]] = []
     for sp in sorted(spans, key=lambda x: -x.severity):
+        if any(x.dim == sp.dim and min(y.first for y in g) <= sp.first and sp.last <= max(y.last for y in g)
+               for g in groups for x in g):
+            continue
         for g in groups:
             lo, hi = min(x.first for x in g), max(x.last for x in g)
             overlap = min(hi, sp.last) - max(lo, sp.first) + 1

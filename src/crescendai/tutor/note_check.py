@@ -312,8 +312,8 @@ def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, play
     check.findings = _findings(bars, check.median_ratio)
     check.text = (f"Notes transcribed by {transcriber} and matched to the score: {recall:.0%} of the "
                   f"score's notes found, {precision:.0%} of the transcribed notes in the score. A bar "
-                  "is named only where its count stands out from the rest of the recording (the "
-                  "transcriber's own misses are spread evenly).")
+                  "is named only where it stands out from the rest of this recording, so that the "
+                  "transcriber's own errors, which it makes everywhere, are not taken for yours.")
     return check
 
 
