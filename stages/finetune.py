@@ -1,7 +1,8 @@
 """finetune_ssl / finetune_scratch (crescendai.learn.finetune): performer-level CV + final model.
 
 Reads data/features/labelled (and models/pretrain with --init ssl); writes models/finetune_<init>/
-(model, predictions, summary; with finetune.mode probe also embeddings.npz, the segment embeddings)
+(model, predictions, summary; with finetune.mode probe also embeddings.npz, the segment embeddings,
+and with --init ssl the pretrained row head teacher_head.pt, which still fits the frozen backbone)
 and plots/finetune_<init>_loss.csv; an interrupted run continues from runs/finetune_<init>/.
 
     python stages/finetune.py --init ssl                          # one device
@@ -20,11 +21,11 @@ import numpy as np
 
 from crescendai.core.config import load_params
 from crescendai.core.errors import run_stage
-from crescendai.core.files import atomic_write, write_json
+from crescendai.core.files import atomic_write, read_json, write_json
 from crescendai.learn.checkpoints import finish_run_dir
 from crescendai.learn.distributed import setup_distributed
 from crescendai.learn.finetune import finetune, segment_pooling
-from crescendai.model import save_model
+from crescendai.model import TEACHER_HEAD_FILE, save_model
 
 
 def main() -> None:
@@ -44,8 +45,12 @@ def main() -> None:
     if res is None:  # not rank 0
         return
     cfg = params.finetune
-    save_model(res.model, out / "model.pt", extra={"variant": args.init, "pooling": segment_pooling(cfg), "trim": cfg.trim,
-                                                   "finetune": dataclasses.asdict(cfg), "summary": res.summary})
+    extra = {"variant": args.init, "pooling": segment_pooling(cfg), "trim": cfg.trim,
+             "finetune": dataclasses.asdict(cfg), "summary": res.summary}
+    head = carry_teacher_head(Path(args.pretrain), out, args.init == "ssl" and cfg.mode == "probe")
+    if head is not None:
+        extra["teacher_head"] = head
+    save_model(res.model, out / "model.pt", extra=extra)
     with atomic_write(out / "predictions.csv") as f:
         res.predictions.to_csv(f, index=False, float_format="%.6g")
     write_json(out / "summary.json", res.summary)
@@ -56,6 +61,21 @@ def main() -> None:
         res.history.rename_axis("step").reset_index().to_csv(f, index=False, float_format="%.6g")
     finish_run_dir(run_dir)
     logging.info("finetune_%s done: %s", args.init, res.summary)
+
+
+def carry_teacher_head(pretrain_dir: Path, out: Path, frozen: bool) -> dict | None:
+    """Copy the pretrained row head (``teacher_head.pt``) beside the model when the model's backbone
+    is the pretrained one, frozen (``--init ssl`` with ``finetune.mode: probe``): the head still reads
+    the same tokens. Returns its config entry, or None (and removes a stale copy)."""
+    entry = read_json(pretrain_dir / "config.json").get("teacher_head") if frozen else None
+    target = out / TEACHER_HEAD_FILE
+    if not entry:
+        target.unlink(missing_ok=True)
+        return None
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_write(target, "wb") as f:
+        f.write((pretrain_dir / entry["weights"]).read_bytes())
+    return {**entry, "weights": TEACHER_HEAD_FILE}
 
 
 if __name__ == "__main__":

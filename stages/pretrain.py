@@ -1,4 +1,5 @@
-"""pretrain (crescendai.learn.pretrain): self-supervised backbone → models/pretrain/, metrics, loss plot.
+"""pretrain (crescendai.learn.pretrain): self-supervised backbone → models/pretrain/ (backbone.pt, and with
+the performance objective its row head teacher_head.pt), metrics, loss plot.
 
     python stages/pretrain.py                        # dvc repro pretrain; continues runs/pretrain/ by itself
     python stages/pretrain.py --resume               # continue runs/pretrain/ even if params changed
@@ -15,10 +16,11 @@ from pathlib import Path
 from crescendai.core.config import load_params
 from crescendai.core.errors import run_stage
 from crescendai.core.files import atomic_write, write_json
+from crescendai.data.teacher import TEACHER_FIELDS
 from crescendai.learn.checkpoints import finish_run_dir
 from crescendai.learn.distributed import setup_distributed
 from crescendai.learn.pretrain import pretrain
-from crescendai.model import save_model
+from crescendai.model import TEACHER_HEAD_FILE, save_model, save_teacher_head
 
 
 def main() -> None:
@@ -37,7 +39,14 @@ def main() -> None:
                    log_path=out / "log.csv", force_resume=args.resume)
     if res is None:  # not rank 0
         return
-    save_model(res.backbone, out / "backbone.pt", extra={"objective": params.pretrain.objective, "metrics": res.metrics})
+    extra: dict[str, object] = {"objective": params.pretrain.objective, "metrics": res.metrics}
+    if res.teacher_head is not None:  # the performance teacher's row head: kept for the tutor
+        extra["teacher_head"] = save_teacher_head(
+            res.teacher_head, out, list(TEACHER_FIELDS),
+            {k: v for k, v in res.metrics.items() if k.startswith("teacher_")})
+    else:
+        (out / TEACHER_HEAD_FILE).unlink(missing_ok=True)
+    save_model(res.backbone, out / "backbone.pt", extra=extra)
     write_json(args.metrics, res.metrics)
     with atomic_write(args.plot) as f:
         f.write(res.loss_curve_csv())

@@ -100,3 +100,31 @@ def test_region_name():
     prof[15] = 1
     assert region_name(prof).startswith("treble")
     assert region_name(np.zeros(16)) == "unavailable"
+
+
+def test_the_report_shows_what_the_model_heard(tmp_path):
+    """A bundle with the teacher row head: the analysis, report.json, the text and the timeline
+    carry what the model heard, with the head's held-out quality."""
+    from crescendai.data.teacher import N_TEACHER
+    from crescendai.model import RowTeacherHead
+
+    audio = write_audio(tmp_path / "a.wav", render(piece(6, 3, 100, seed=2)))
+    backbone, head, _ = split_model(tiny_model())
+    teacher = RowTeacherHead(backbone.dim, backbone.cfg.grid[1], N_TEACHER)
+    bundle = Bundle(TorchScorer(backbone, head, teacher_head=teacher), IdentityCalibration(), "tiny",
+                    heard_quality={"teacher_onset_f1": 0.69, "teacher_cells": 2829})
+    a = analyze_file(audio, bundle, meter="3/4")
+    assert a.heard is not None and a.series.heard.shape == (len(a.series.start_sec), 8, N_TEACHER)
+    rep = build_report(a)
+    validate_report(rep)
+    h = rep["heard"]
+    assert len(h["start_sec"]) == len(h["pedal"]) == len(h["onsets"]) == len(h["velocity"]) > 0
+    assert h["quality"] == {"onset F1": 0.69}
+    assert all(v is None or 1 <= v <= 127 for v in h["velocity"])
+    written = write_report(rep, tmp_path / "out")
+    assert "What the model heard" in written["text"].read_text()
+    assert "onset F1 0.69" in written["text"].read_text()
+    broken = copy.deepcopy(rep)
+    broken["heard"]["pedal"] = broken["heard"]["pedal"][:-1]
+    with pytest.raises(SchemaError, match="report.heard.pedal"):
+        validate_report(broken)

@@ -27,6 +27,7 @@ import numpy as np
 from crescendai.core import columns
 from crescendai.core.dims import KEYS, LABEL_MAX, LABEL_MIN, N_DIMS
 from crescendai.core.files import read_json, write_json
+from crescendai.model import TEACHER_HEAD_FILE
 
 FORMAT = "crescendai.isotonic.v1"
 
@@ -328,7 +329,8 @@ def calibrate_tutor(
     ``variant`` ``auto`` takes the variant (``ssl`` or ``scratch``, from
     ``<models_dir>/finetune_<variant>/``) with the higher CV median r (:func:`best_variant`; the test
     set is never looked at). Fits by :func:`fit_from_predictions`, then writes ``<tutor_dir>/``
-    (``model.pt`` copied from the variant, its ``config.json`` plus ``calibration, source, variant``
+    (``model.pt`` and, when the variant has one, its row head ``teacher_head.pt`` copied from the
+    variant, its ``config.json`` plus ``calibration, source, variant``
     (and, with ``features``, ``domain`` and ``trained_on``: :func:`training_corpora`)
     and ``domain``, ``calibration.json``, ``domain.npz``) and ``<plots_dir>/calibration.csv`` / ``.png``.
 
@@ -364,6 +366,12 @@ def calibrate_tutor(
     tmp.replace(out / "model.pt")
     config = read_json(src / "config.json")
     config.update({"calibration": "calibration.json", "source": str(src), "variant": variant})
+    if config.get("teacher_head"):  # the variant's row head (a frozen pretrained backbone's) ships too
+        tmp = out / ".teacher_head.pt.tmp"
+        shutil.copyfile(src / config["teacher_head"]["weights"], tmp)
+        tmp.replace(out / config["teacher_head"]["weights"])
+    else:
+        (out / TEACHER_HEAD_FILE).unlink(missing_ok=True)
     if features is not None:
         from crescendai.evaluate.domain import fit_from_feature_set
         from crescendai.model import load_model

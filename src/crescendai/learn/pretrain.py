@@ -42,7 +42,7 @@ from crescendai.learn.distributed import DistEnv, cleanup_distributed
 from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
 from crescendai.learn.probe import embed, probe
 from crescendai.learn.ssl import SSLModel, performance_part
-from crescendai.model import Backbone, build_backbone
+from crescendai.model import Backbone, RowTeacherHead, build_backbone
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +57,8 @@ class PretrainResult:
     backbone: Backbone
     metrics: dict[str, object]
     rows: list[dict[str, float]] = field(default_factory=list)
+    teacher_head: RowTeacherHead | None = None
+    """The performance objective's row head (best validation state), None for other objectives."""
 
     def loss_curve_csv(self) -> str:
         """``step,train_loss,val_loss`` per evaluation."""
@@ -90,7 +92,8 @@ def pretrain(params: Params, features: str | Path, env: DistEnv, *, run_dir: str
         return None
     metrics.update(run_probe(backbone, Path(features) / "labelled", p, env.device))
     log.info("pretrain took %.1f s", time.perf_counter() - t0)
-    return PretrainResult(backbone, metrics, rows)
+    head = getattr(ssl, "teacher_head", None)
+    return PretrainResult(backbone, metrics, rows, head.cpu() if isinstance(head, RowTeacherHead) else None)
 
 
 def _train(ssl: SSLModel, p: Params, ds: WindowDataset, env: DistEnv, checkpoint: Path, resume: bool,

@@ -28,6 +28,7 @@ from crescendai.data.teacher import TEACHER_FIELDS, TEACHER_ROWS
 from crescendai.learn import objectives as obj
 from crescendai.learn.distributed import gather_across_ranks
 from crescendai.model.backbone import Backbone
+from crescendai.model.heads import RowTeacherHead
 
 
 def _mlp(i: int, h: int, o: int) -> nn.Sequential:
@@ -157,8 +158,9 @@ class Performance(Objective):
     ``teacher_head`` reads the tokens of one time row (its ``nf`` register columns concatenated,
     LayerNorm → Linear) and predicts that row's onsets, onset velocity and sounding notes per register
     band and its pedal share (logits, (B, T, K)); ``stats_head`` reads the pooled embedding and
-    predicts the window's means of those (:func:`crescendai.learn.objectives.teacher_stats`). Both
-    heads are thrown away after pretraining: the tokens and the pooled output keep what they learned.
+    predicts the window's means of those (:func:`crescendai.learn.objectives.teacher_stats`). The
+    stats head is thrown away after pretraining; the row head is kept beside the backbone
+    (``models/pretrain/teacher_head.pt``) and, with a frozen backbone, ships in the tutor bundle.
     Augmentations never shift time (``crescendai.learn.augment``), so the targets stay aligned.
     """
 
@@ -171,8 +173,7 @@ class Performance(Objective):
                               f"(the teacher targets'), model.patch {backbone.cfg.patch} gives {nt}; set "
                               f"model.patch to {128 // TEACHER_ROWS}")
         C = backbone.dim
-        return {"teacher_head": nn.Sequential(nn.LayerNorm(nf * C), nn.Linear(nf * C, len(TEACHER_FIELDS))),
-                "stats_head": nn.Linear(C, 4)}
+        return {"teacher_head": RowTeacherHead(C, nf, len(TEACHER_FIELDS)), "stats_head": nn.Linear(C, 4)}
 
     def predict(self, m: SSLModel, x: torch.Tensor, pad_mask: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -180,9 +181,8 @@ class Performance(Objective):
         bb = m.backbone
         nt, nf = bb.cfg.grid
         tokens = bb.tokens(x, pad_mask)  # (B, 1+N, C)
-        rows = tokens[:, 1:].reshape(x.shape[0], nt, nf * bb.dim)  # (B, T, nf·C), index 8·t + f
         valid = None if pad_mask is None else ~pad_mask.reshape(x.shape[0], nt, -1).all(-1)  # (B, T)
-        return m.teacher_head(rows), m.stats_head(bb.pool(tokens, pad_mask)), valid
+        return m.teacher_head.from_tokens(tokens), m.stats_head(bb.pool(tokens, pad_mask)), valid
 
     def loss(self, m, x, rec, pad_mask, teacher=None):
         if teacher is None:

@@ -10,14 +10,17 @@
 
 from crescendai.model.backbone import DB_CENTER, DB_SCALE, Backbone
 from crescendai.model.bundle import (
+    TEACHER_HEAD_FILE,
     HeadsConfig,
     Model,
     build_backbone,
     build_model,
     load_backbone,
     load_model,
+    load_teacher_head,
     save_model,
     save_state_dict,
+    save_teacher_head,
 )
 from crescendai.model.heads import (
     N_DIMS,
@@ -25,12 +28,14 @@ from crescendai.model.heads import (
     CornHead,
     LocalHead,
     RegressionHead,
+    RowTeacherHead,
     TimbreHead,
     corn_to_score,
 )
 
 __all__ = [
     "DB_CENTER", "DB_SCALE", "N_DIMS", "N_LEVELS", "Backbone", "CornHead",
-    "HeadsConfig", "LocalHead", "Model", "RegressionHead", "TimbreHead", "build_backbone", "build_model", "corn_to_score", "load_backbone", "load_model", "save_model",
-    "save_state_dict",
+    "HeadsConfig", "LocalHead", "Model", "RegressionHead", "RowTeacherHead", "TEACHER_HEAD_FILE", "TimbreHead",
+    "build_backbone", "build_model", "corn_to_score", "load_backbone", "load_model", "load_teacher_head", "save_model",
+    "save_state_dict", "save_teacher_head",
 ]

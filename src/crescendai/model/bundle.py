@@ -25,6 +25,7 @@ from crescendai.model.heads import (
     CornHead,
     LocalHead,
     RegressionHead,
+    RowTeacherHead,
     TimbreHead,
     corn_to_score,
     init_to_prior,
@@ -210,3 +211,36 @@ def load_backbone(path: str | os.PathLike[str], map_location: str | torch.device
     """The backbone of a saved backbone or model (e.g. ``models/pretrain``) for fine-tuning."""
     m = load_model(path, map_location)
     return m.backbone if isinstance(m, Model) else m
+
+
+TEACHER_HEAD_FILE: str = "teacher_head.pt"
+"""The performance teacher's row head beside a backbone or model (``config.json``'s ``teacher_head``)."""
+
+
+def save_teacher_head(head: RowTeacherHead, folder: str | os.PathLike[str], fields: list[str],
+                      quality: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write ``head``'s state dict to ``<folder>/teacher_head.pt`` (atomically) and return the entry
+    that ``config.json`` keeps under ``teacher_head``: weights file, sizes, the output ``fields`` in
+    order and the head's measured ``quality`` on held-out recordings."""
+    lin = head[1]
+    save_state_dict({k: v.detach().cpu() for k, v in head.state_dict().items()}, Path(folder) / TEACHER_HEAD_FILE)
+    return {"weights": TEACHER_HEAD_FILE, "dim": lin.in_features // head.n_freq, "n_freq": head.n_freq,
+            "fields": list(fields), "quality": dict(quality or {})}
+
+
+def load_teacher_head(folder: str | os.PathLike[str], entry: dict[str, Any],
+                      map_location: str | torch.device = "cpu") -> RowTeacherHead:
+    """The row head that :func:`save_teacher_head` wrote into ``folder`` (described by ``entry``), in
+    eval mode.
+
+    Raises:
+        ModelFileError: the file is missing or does not fit the entry (names the file and the fix).
+    """
+    p = Path(folder) / entry.get("weights", TEACHER_HEAD_FILE)
+    try:
+        head = RowTeacherHead(int(entry["dim"]), int(entry["n_freq"]), len(entry["fields"]))
+        head.load_state_dict(torch.load(p, map_location=map_location, weights_only=True))
+    except (KeyError, TypeError, ValueError, RuntimeError, OSError, EOFError, pickle.UnpicklingError) as err:
+        raise ModelFileError(f"{p}: cannot load the teacher head ({type(err).__name__}: {err}); re-run "
+                             "`uv run dvc repro`") from None
+    return head.eval()

@@ -8,6 +8,9 @@ CornHead           embedding (B, C)            logits (B, 19, K-1), CORN conditi
 TimbreHead         embedding (B, C)            logits (B, n_classes), piano model / brand
 LocalHead          tokens (B, 1 + N, C)        per-time-row scores (B, nt, 19) and their window
                                                mean (B, 19): the window's local 19-D scores
+RowTeacherHead     tokens (B, 1 + N, C)        per-time-row logits (B, nt, K) of the MIDI
+                                               teacher's targets (``crescendai.data.teacher``):
+                                               what was played where, per register band
 =================  ==========================  ==============================================
 
 CORN (Shi et al. 2021, "Deep neural networks for rank-consistent ordinal regression"): logit ``k`` of
@@ -130,3 +133,23 @@ class LocalHead(nn.Module):
             return z, z.mean(dim=1)
         w = (~pad_mask_rows).to(z.dtype)[..., None]  # (B, nt, 1)
         return z, (z * w).sum(1) / w.sum(1).clamp_min(1.0)  # (B, nt, 19), (B, 19)
+
+
+class RowTeacherHead(nn.Sequential):
+    """The performance teacher's row head: a time row's ``n_freq`` register tokens, concatenated,
+    → LayerNorm → Linear → ``n_fields`` logits (the ``crescendai.data.teacher`` layout: per band
+    onset, velocity and sounding, then pedal; ``sigmoid`` gives probabilities / velocity / 127).
+
+    Trained by the ``performance`` pretraining objective on MIDI-derived targets and kept with a
+    frozen backbone, it tells the tutor what was played where (:meth:`from_tokens`).
+    """
+
+    def __init__(self, dim: int, n_freq: int, n_fields: int) -> None:
+        super().__init__(nn.LayerNorm(n_freq * dim), nn.Linear(n_freq * dim, n_fields))
+        self.n_freq = n_freq
+
+    def from_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Tokens (B, 1 + nt·nf, C), patches in index order ``nf·t + f`` → logits (B, nt, K)."""
+        patches = tokens[:, 1:]
+        B, N, C = patches.shape
+        return self(patches.reshape(B, N // self.n_freq, self.n_freq * C))

@@ -38,6 +38,7 @@ from crescendai.tutor import bars as bars_mod
 from crescendai.tutor import feedback as fb
 from crescendai.tutor.bundle import Bundle, Calibration, IdentityCalibration
 from crescendai.tutor.frontend import FrameFeatures, iter_windows, read_recording
+from crescendai.tutor.heard import Heard, heard_timeline
 from crescendai.tutor.note_check import NoteCheck
 from crescendai.tutor.saliency import add_saliency, saliency_targets
 from crescendai.tutor.scorer import Scorer
@@ -144,6 +145,8 @@ class Analysis:
     domain: DomainCheck = field(default_factory=DomainCheck)
     notes: NoteCheck | None = None
     """The notes against the score (``--score`` with a transcriber), else None."""
+    heard: Heard | None = None
+    """What the model heard where (the bundle's teacher row head), else None."""
 
     @property
     def judged(self) -> np.ndarray:
@@ -250,6 +253,8 @@ def analyze_file(
         calibrated=not isinstance(bundle.calibration, IdentityCalibration), mc_samples=p.mc_samples,
         min_reliable_r=p.min_reliable_r, domain_widening=widen, domain=check, trained_on=list(bundle.trained_on),
         notes=notes,
+        heard=None if series.heard is None else heard_timeline(
+            series.start_sec, series.heard, series.valid, series.duration_sec, bundle.heard_quality),
         timings={"features_sec": t1 - t0, "scoring_sec": t2 - t1, "bars_sec": t3 - t2,
                  "notes_sec": t3n - t3, "feedback_sec": t4 - t3n, "saliency_sec": t5 - t4},
     )

@@ -63,10 +63,13 @@ class Bundle:
     domain: DomainModel | None = None
     trained_on: list[str] = field(default_factory=list)
     """The corpora its 19 scores were learned from (``config.json``'s ``trained_on``; [] = not recorded)."""
+    heard_quality: dict = field(default_factory=dict)
+    """The teacher row head's measured quality on held-out recordings ({} without a head)."""
 
 
 def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int = 0) -> Bundle:
-    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``, ``domain.npz``)
+    """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``, ``domain.npz``,
+    ``teacher_head.pt``: the row head that tells what was played where, when the bundle has one)
     onto ``device``; ``seed`` seeds the scorer's MC-dropout draws
     (:class:`~crescendai.tutor.scorer.TorchScorer`).
 
@@ -79,7 +82,7 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
             ``domain.npz`` was fitted for a model of another width.
     """
     from crescendai.core.files import read_json
-    from crescendai.model import load_model
+    from crescendai.model import load_model, load_teacher_head
 
     p = Path(path)
     model_file = p / "model.pt"
@@ -109,11 +112,14 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
         domain = load_domain(p / "domain.npz", getattr(backbone, "dim", None))
     else:
         log.info("%s missing: no domain check", p / "domain.npz")
+    config = read_json(p / "config.json") if (p / "config.json").is_file() else {}
+    entry = config.get("teacher_head") or None
+    teacher = load_teacher_head(p, entry, map_location=device) if entry else None
     scorer = TorchScorer(backbone, head, device=device, seed=seed,
-                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1))
-    trained_on = read_json(p / "config.json").get("trained_on", []) if (p / "config.json").is_file() else []
+                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1), teacher_head=teacher)
     return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info, domain=domain,
-                  trained_on=[str(c) for c in trained_on])
+                  trained_on=[str(c) for c in config.get("trained_on", [])],
+                  heard_quality=dict(entry.get("quality", {})) if entry else {})
 
 
 def load_domain(path: Path, embedding_dim: int | None = None) -> DomainModel:

@@ -39,11 +39,15 @@ class ScoreBatch:
         std: float32 [B, 19], MC-dropout standard deviation (>= 0) of the head's prediction.
         embedding: float32 [B, D], the backbone's features the head read (the domain check measures
             them against the training windows), or None for a scorer without a backbone.
+        heard: float32 [B, rows, K] in [0, 1], the performance teacher's row head on the same pass
+            (``sigmoid`` of its logits, ``crescendai.data.teacher`` layout: what was played where),
+            or None when the bundle has no such head.
     """
 
     mean: np.ndarray
     std: np.ndarray
     embedding: np.ndarray | None = None
+    heard: np.ndarray | None = None
 
 
 class Scorer(Protocol):
@@ -94,9 +98,11 @@ class TorchScorer:
         device: str = "cpu",
         seed: int = 0,
         max_batch: int = 16,
+        teacher_head=None,
     ) -> None:
         import torch
 
+        self.teacher_head = None if teacher_head is None else teacher_head.to(device).eval()
         self.backbone = backbone.to(device).eval()
         self.head = head.to(device).eval()
         self.device = device
@@ -110,11 +116,16 @@ class TorchScorer:
             self._takes_mask = False
 
     def _features(self, x, pad_mask):
+        """(features (B, D), heard (B, rows, K) or None) of one backbone pass."""
         import torch
 
+        mask = None
         if pad_mask is not None and self._takes_mask and bool(np.any(pad_mask)):
-            return self.backbone(x, torch.as_tensor(np.asarray(pad_mask, bool), device=self.device))
-        return self.backbone(x)  # (B, D)
+            mask = torch.as_tensor(np.asarray(pad_mask, bool), device=self.device)
+        if self.teacher_head is not None:  # one pass: tokens → pooled features and the row head
+            tokens = self.backbone.tokens(x, mask)
+            return self.backbone.pool(tokens, mask), torch.sigmoid(self.teacher_head.from_tokens(tokens))
+        return (self.backbone(x) if mask is None else self.backbone(x, mask)), None  # (B, D)
 
     def score(self, db: np.ndarray, *, mc_samples: int, pad_mask: np.ndarray | None = None
               ) -> ScoreBatch:
@@ -122,22 +133,26 @@ class TorchScorer:
 
         db = np.asarray(db, np.float32)
         with torch.inference_mode():
-            parts = []
+            parts, heard = [], []
             for lo in range(0, db.shape[0], self.max_batch):  # the one backbone pass, in pieces
                 sl = slice(lo, lo + self.max_batch)
                 x = torch.as_tensor(db[sl], device=self.device)
-                parts.append(self._features(x, None if pad_mask is None else pad_mask[sl]))
+                f, h = self._features(x, None if pad_mask is None else pad_mask[sl])
+                parts.append(f)
+                heard.append(h)
             feats = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, D)
             mean = self.head(feats).float().cpu().numpy()  # (B, 19)
             std = self._mc_std(feats, mc_samples)
-        return ScoreBatch(mean=mean.astype(np.float32), std=std, embedding=feats.float().cpu().numpy())
+            rows = None if heard[0] is None else torch.cat(heard).float().cpu().numpy()
+        return ScoreBatch(mean=mean.astype(np.float32), std=std, embedding=feats.float().cpu().numpy(),
+                          heard=rows)
 
     def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
                  ) -> np.ndarray:
         import torch
 
         x = torch.as_tensor(np.asarray(db, np.float32), device=self.device).requires_grad_(True)
-        out = self.head(self._features(x, pad_mask))  # (B, 19)
+        out = self.head(self._features(x, pad_mask)[0])  # (B, 19)
         w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
         (grad,) = torch.autograd.grad((out * w).sum(), x)
         return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)

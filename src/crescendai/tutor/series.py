@@ -48,6 +48,8 @@ class WindowSeries:
             the bundle has no domain description.
         domain_ratio: [N] each window's distance over the training reference's 95th-percentile
             distance (>= 0), or None likewise.
+        heard: float16 [N, rows, K] the teacher row head's output per window (what was played
+            where; ``crescendai.tutor.heard``), or None when the bundle has no such head.
     """
 
     start_sec: np.ndarray
@@ -62,6 +64,7 @@ class WindowSeries:
     saliency_done: np.ndarray | None = None
     domain_pct: np.ndarray | None = None
     domain_ratio: np.ndarray | None = None
+    heard: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.saliency_done is None:
@@ -167,7 +170,7 @@ def score_windows(
     Raises:
         ValueError: ``batches`` is empty.
     """
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "mean", "std", "pad", "pct", "ratio")}
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("start", "mean", "std", "pad", "pct", "ratio", "heard")}
     duration = 0.0
     for w in batches:
         for lo in range(0, len(w), batch_size):
@@ -175,6 +178,8 @@ def score_windows(
             b = scorer.score(w.db[sl], mc_samples=mc_samples, pad_mask=w.pad_mask[sl])
             parts["mean"].append(b.mean)
             parts["std"].append(b.std)
+            if b.heard is not None:
+                parts["heard"].append(b.heard.astype(np.float16))
             if domain is not None:
                 chk = assess_windows(domain, b.embedding, window_features(w.db[sl], w.pad_fraction[sl]))
                 parts["pct"].append(chk.percentile)
@@ -198,6 +203,7 @@ def score_windows(
         duration_sec=float(duration), hop_sec=hop_sec,
         domain_pct=np.concatenate(parts["pct"]) if domain is not None else None,
         domain_ratio=np.concatenate(parts["ratio"]) if domain is not None else None,
+        heard=np.concatenate(parts["heard"]) if len(parts["heard"]) == len(parts["mean"]) else None,
     )
 
 

@@ -9,15 +9,34 @@ from typing import Any
 import numpy as np
 
 
-def _figure(figsize: tuple[float, float]):
+def _figure(figsize: tuple[float, float], height_ratios: list[float] | None = None):
     """(figure, axes) drawn by the Agg canvas directly: no pyplot (its import and global figure
-    registry are not needed to write PNGs), so nothing is left open."""
+    registry are not needed to write PNGs), so nothing is left open. With ``height_ratios``, one
+    axes per ratio, stacked, sharing x."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize)
     FigureCanvasAgg(fig)
-    return fig, fig.subplots()
+    if height_ratios is None:
+        return fig, fig.subplots()
+    return fig, fig.subplots(len(height_ratios), 1, sharex=True, height_ratios=height_ratios)
+
+
+def _heard_panel(ax, heard: dict[str, Any]) -> None:
+    """What the model heard: pedal (grey area), attack velocity / 127 and note starts / 8 (lines)."""
+    t = np.array(heard["start_sec"], float) + heard["row_sec"] / 2
+    f = lambda k: np.array([np.nan if v is None else v for v in heard[k]], float)  # noqa: E731
+    ax.fill_between(t, 0, np.nan_to_num(f("pedal")), color="0.8", step="mid", label="pedal down (P)")
+    ax.plot(t, f("velocity") / 127, color="#d35400", lw=0.9, label="attack velocity / 127")
+    ax.plot(t, f("onsets") / 8, color="#2471a3", lw=0.7, label="registers struck / 8")
+    ax.set_ylim(0, 1)
+    ax.set_yticks([0, 0.5, 1])
+    ax.tick_params(labelsize=7)
+    q = heard.get("quality") or {}
+    acc = ", ".join(f"{k} {v:.2f}" for k, v in q.items())
+    ax.set_title("What the model heard" + (f" (held-out: {acc})" if acc else ""), fontsize=8)
+    ax.legend(fontsize=6, loc="upper right", ncol=3, framealpha=0.6)
 
 
 def _png(fig) -> bytes:
@@ -42,7 +61,8 @@ def _bar_ticks(ax, rep: dict[str, Any], max_ticks: int = 24) -> None:
 
 
 def timeline_png(rep: dict[str, Any]) -> bytes:
-    """Heatmap [19 dims × time] of calibrated ratings, problem side in red; x ticks = bar numbers."""
+    """Heatmap [19 dims × time] of calibrated ratings, problem side in red; x ticks = bar numbers;
+    above it, when the report has one, what the model heard (pedal, attack velocity, note starts)."""
     w = rep["windows"]
     scores = np.array(w["scores"], float)  # (N, 19)
     start = np.array(w["start_sec"], float)
@@ -54,7 +74,12 @@ def timeline_png(rep: dict[str, Any]) -> bytes:
     dur = rep["input"]["duration_sec"]
     centres = np.minimum(start + w["window_sec"] / 2, dur)
     edges = np.concatenate([[0.0], (centres[1:] + centres[:-1]) / 2, [dur]]) if len(centres) > 1 else np.array([0.0, dur])
-    fig, ax = _figure((11, 5))
+    heard = rep.get("heard")
+    if heard:
+        fig, (top, ax) = _figure((11, 6.3), height_ratios=[1.1, 5])
+        _heard_panel(top, heard)
+    else:
+        fig, ax = _figure((11, 5))
     m = ax.pcolormesh(edges, np.arange(20) - 0.5, z.T, cmap="RdBu_r", vmin=-2.5, vmax=2.5, shading="flat")
     ax.set_yticks(range(19))
     ax.set_yticklabels([f"{d['name']}{'' if d['problem_pole'] else ' *'}" for d in dims], fontsize=7)
@@ -62,7 +87,7 @@ def timeline_png(rep: dict[str, Any]) -> bytes:
     _bar_ticks(ax, rep)
     for f in rep["feedback"]:
         ax.axvspan(f["start_sec"], f["end_sec"], ymin=0, ymax=0.02, color="k")
-    cb = fig.colorbar(m, ax=ax, pad=0.01)
+    cb = fig.colorbar(m, ax=[top, ax] if heard else ax, pad=0.01)  # both panels keep one x extent
     cb.set_label("rating points from the middle (red = problem side; * = no problem side)", fontsize=7)
     ax.set_title("Calibrated scores over time")
     return _png(fig)

@@ -47,6 +47,12 @@ Schema ``crescendai.tutor.report`` version :data:`SCHEMA_VERSION` (bump on any i
                            "tempo_qpm": float|null, "score_qpm": float}],
                  "lines": [{"bars": [first, last], "start_sec", "end_sec",
                             "kind": "missing"|"extra"|"wrong"|"tempo", "text": str}]},
+      "heard":  null (the bundle has no teacher row head) |
+                {"row_sec": float (one cell, ≈ 0.37 s), "start_sec": [M],
+                 "onsets": [M] (register bands with a note starting, expected count 0–8),
+                 "velocity": [M] (attack velocity, MIDI 1–127; null where nothing is struck),
+                 "pedal": [M] (P(sustain pedal down), 0–1), null in cells no window covers,
+                 "quality": {name: float} (the head's measures on held-out recordings)},
       "plots": {"timeline": "timeline.png", "overall": "overall.png", "saliency": "saliency.png"},
       "timings": {...seconds}
     }
@@ -58,7 +64,8 @@ computed (saliency is computed only for the reported passages, at most 64 window
 ``domain`` is the domain check (``crescendai.evaluate.domain``): how far the recording lies from the
 recordings the model learned from. Version 2 added it and ``windows.domain_percentile``.
 
-``notes`` is the note check against the score (``crescendai.tutor.note_check``); version 3 added it.
+``notes`` is the note check against the score (``crescendai.tutor.note_check``) and ``heard`` what the
+model heard where (``crescendai.tutor.heard``); version 3 added them.
 
 All scores are calibrated, on PercePiano's label scale [1/7, 1] (rating = label × 7). Floats are
 rounded to 4 decimals. ``bars.items`` lie inside [0, duration_sec].
@@ -194,6 +201,7 @@ def build_report(analysis, *, version: str = "0.1.0") -> dict[str, Any]:
                     "weaknesses": [dims.DIMENSIONS[i].key for i in a.weaknesses]},
         "domain": domain_section(a),
         "notes": notes_section(a.notes),
+        "heard": heard_section(a.heard),
         "plots": {},
         "timings": {k: _r(v, 3) for k, v in a.timings.items()},
     }
@@ -222,6 +230,17 @@ def domain_section(a) -> dict[str, Any]:
     }
     out["text"] = domain_phrase(out)
     return out
+
+
+def heard_section(heard) -> dict[str, Any] | None:
+    """The report's ``heard`` entry of a :class:`crescendai.tutor.heard.Heard` (or None)."""
+    if heard is None:
+        return None
+    from crescendai.tutor.heard import ROW_SEC
+
+    return {"row_sec": _r(ROW_SEC), "start_sec": _r(heard.start_sec, 3), "onsets": _r(heard.onsets, 3),
+            "velocity": _r(heard.velocity, 1), "pedal": _r(heard.pedal, 3),
+            "quality": {k: _r(float(v), 3) for k, v in heard.quality.items() if isinstance(v, int | float)}}
 
 
 def notes_section(check) -> dict[str, Any] | None:
@@ -304,6 +323,12 @@ def validate_report(rep: dict[str, Any]) -> None:
         if not 0 <= fbk["start_sec"] < fbk["end_sec"] <= dur + 1e-3:
             raise SchemaError(f"report.feedback[{i}]: span outside the recording")
     _validate_notes(rep.get("notes"), dur)
+    heard = rep.get("heard")
+    if heard is not None:
+        m = len(heard["start_sec"])
+        for f in ("onsets", "velocity", "pedal"):
+            if len(heard[f]) != m:
+                raise SchemaError(f"report.heard.{f}: {len(heard[f])} cells, expected {m}")
 
 
 def _validate_notes(notes: dict[str, Any] | None, dur: float) -> None:

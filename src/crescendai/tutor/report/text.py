@@ -88,6 +88,16 @@ def trained_on_phrase(model: dict[str, Any]) -> str:
     return "trained on " + " + ".join(names.get(c, c) for c in corpora)
 
 
+def heard_phrase(heard: dict[str, Any]) -> str:
+    """One paragraph on the "what the model heard" curves and how far to trust them."""
+    pedal = [p for p in heard["pedal"] if p is not None]
+    share = f"pedal down about {percent(sum(p >= 0.5 for p in pedal) / len(pedal))} of the time; " if pedal else ""
+    q = heard.get("quality") or {}
+    acc = ", ".join(f"{k} {v:.2f}" for k, v in q.items())
+    return ("What the model heard (timeline.png, top): " + share + "attack velocity and note starts by "
+            "time. " + (f"Its hearing on recordings it did not train on: {acc}." if acc else ""))
+
+
 def text_report(rep: dict[str, Any]) -> str:
     """Render the human summary: header, overall scores, strengths, bar-level feedback."""
     inp, model = rep["input"], rep["model"]
@@ -130,6 +140,9 @@ def text_report(rep: dict[str, Any]) -> str:
             out.append(f"      try: {a}")
     if withheld_phrase(rep["domain"]):
         out.append(f"  {withheld_phrase(rep['domain'])}")
+    heard = rep.get("heard")
+    if heard is not None:
+        out += ["", heard_phrase(heard)]
     notes = rep.get("notes")
     if notes is not None:
         out += ["", "The notes (against the score):", f"  {notes['text']}"]
