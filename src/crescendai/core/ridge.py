@@ -4,9 +4,8 @@ Shared by the frozen-embedding probe head (``crescendai.learn.probe``) and the h
 peers (``crescendai.evaluate.ridge``), so "same head, same folds" holds by construction.
 
 :func:`ridge_cv_predict` chooses alpha by efficient leave-one-out on the *training* rows of each fold
-only, predicts each held-out fold with a model that never saw it (scikit-learn's
-``cross_val_predict`` over a ``PredefinedSplit``), and fits once on all non-test rows for the fixed
-test set. :func:`linear_weights` folds a fitted pipeline into one ``(W, b)`` so that a torch
+only, predicts each held-out fold with a model that never saw it, and fits once on all non-test
+rows for the fixed test set; :func:`fold_models` holds those fitted models. :func:`linear_weights` folds a fitted pipeline into one ``(W, b)`` so that a torch
 ``Linear`` reproduces it.
 """
 
@@ -47,19 +46,16 @@ def ridge_cv_predict(
         that never saw its fold), ``test`` filled on test rows (model fit on all non-test rows); the
         other rows are ``nan``. With fewer than two folds ``oof`` stays ``nan``.
     """
-    from sklearn.model_selection import PredefinedSplit, cross_val_predict
-
     X = np.asarray(X, float)
     Y = np.asarray(Y, float)
     folds = np.asarray(folds)
     is_test = np.asarray(is_test, bool)
     oof = np.full(Y.shape, np.nan)
     test = np.full(Y.shape, np.nan)
-    dev = ~is_test
-    if len(np.unique(folds[dev])) >= 2:
-        oof[dev] = cross_val_predict(make_ridge(alphas), X[dev], Y[dev], cv=PredefinedSplit(folds[dev]))
-    if is_test.any() and dev.sum() >= 2:
-        test[is_test] = make_ridge(alphas).fit(X[dev], Y[dev]).predict(X[is_test])
+    for k, model in fold_models(X, Y, folds, is_test, alphas).items():
+        rows = is_test if k < 0 else ~is_test & (folds == k)
+        if rows.any():
+            (test if k < 0 else oof)[rows] = model.predict(X[rows])
     return oof, test
 
 

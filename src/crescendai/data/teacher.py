@@ -65,6 +65,12 @@ def field_index(name: str) -> int:
     return TEACHER_FIELDS.index(name)
 
 
+ONSET_COLS: np.ndarray = np.array([field_index(f"onset_b{b}") for b in range(N_BANDS)])
+VELOCITY_COLS: np.ndarray = np.array([field_index(f"velocity_b{b}") for b in range(N_BANDS)])
+SOUNDING_COLS: np.ndarray = np.array([field_index(f"sounding_b{b}") for b in range(N_BANDS)])
+"""int [N_BANDS]: the onset, velocity and sounding columns of the bands, low to high."""
+
+
 def pitch_band(pitch: np.ndarray) -> np.ndarray:
     """Register band (int64, 0..N_BANDS-1) of each MIDI pitch: ``(pitch - 21) // 11`` clipped."""
     p = np.asarray(pitch, dtype=np.int64)

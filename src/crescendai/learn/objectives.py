@@ -33,9 +33,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from crescendai.data.teacher import ONSET_COLS, PEDAL_COL, SOUNDING_COLS, VELOCITY_COLS
 
 _NEG: float = -1e9  # "minus infinity" that keeps gradients finite
 
@@ -163,10 +166,18 @@ error is ~10–100× smaller than a binary cross-entropy; 10 puts the terms on o
 
 
 def _teacher_columns(k: int, device: torch.device) -> torch.Tensor:
-    """(K,) bool, True on the velocity columns of the teacher layout (``3·band + 1``; pedal last)."""
+    """(K,) bool, True on the velocity columns of the teacher layout (:data:`VELOCITY_COLS`)."""
     is_vel = torch.zeros(k, dtype=torch.bool, device=device)
-    is_vel[1 : k - 1 : 3] = True
+    is_vel[as_slice(VELOCITY_COLS)] = True
     return is_vel
+
+
+def as_slice(cols: np.ndarray) -> slice:
+    """Evenly spaced column indices (the teacher layout's bands) as the equivalent ``slice``."""
+    step = int(cols[1] - cols[0]) if len(cols) > 1 else 1
+    if not np.array_equal(cols, np.arange(cols[0], cols[-1] + 1, step)):
+        raise ValueError(f"columns {cols.tolist()} are not evenly spaced")
+    return slice(int(cols[0]), int(cols[-1]) + 1, step)
 
 
 def teacher_loss(pred: torch.Tensor, target: torch.Tensor, row_valid: torch.Tensor | None = None,
@@ -207,13 +218,13 @@ def teacher_stats(target: torch.Tensor, row_valid: torch.Tensor | None = None) -
     t = torch.where(valid, target, torch.zeros_like(target))
     w = valid.float()
 
-    def mean(cols: slice) -> torch.Tensor:
-        n = w[..., cols].sum(dim=(1, 2))
-        return torch.where(n > 0, t[..., cols].sum(dim=(1, 2)) / n.clamp_min(1), torch.full_like(n, float("nan")))
+    def mean(cols: np.ndarray) -> torch.Tensor:
+        sl = as_slice(cols)
+        n = w[..., sl].sum(dim=(1, 2))
+        return torch.where(n > 0, t[..., sl].sum(dim=(1, 2)) / n.clamp_min(1), torch.full_like(n, float("nan")))
 
-    k = target.shape[-1]
-    return torch.stack([mean(slice(0, k - 1, 3)), mean(slice(1, k - 1, 3)), mean(slice(2, k - 1, 3)),
-                        mean(slice(k - 1, k))], dim=1)  # (B, 4)
+    return torch.stack([mean(ONSET_COLS), mean(VELOCITY_COLS), mean(SOUNDING_COLS),
+                        mean(np.array([PEDAL_COL]))], dim=1)  # (B, 4)
 
 
 def stats_loss(pred: torch.Tensor, target: torch.Tensor, weight: float = VELOCITY_WEIGHT) -> torch.Tensor:

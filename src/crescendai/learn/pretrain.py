@@ -30,6 +30,7 @@ import torch
 
 from crescendai.core.config import Params, seed_everything
 from crescendai.core.files import sha1_file
+from crescendai.data.teacher import ONSET_COLS, PEDAL_COL, SOUNDING_COLS, VELOCITY_COLS
 from crescendai.learn.augment import augment
 from crescendai.learn.batches import (
     RecordingBatchSampler,
@@ -40,6 +41,7 @@ from crescendai.learn.batches import (
 from crescendai.learn.checkpoints import prepare_shared_run_dir, run_hash
 from crescendai.learn.distributed import DistEnv, cleanup_distributed
 from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
+from crescendai.learn.objectives import as_slice
 from crescendai.learn.probe import embed, probe
 from crescendai.learn.ssl import SSLModel, performance_part
 from crescendai.model import Backbone, RowTeacherHead, build_backbone
@@ -174,11 +176,11 @@ def teacher_quality(ssl: SSLModel, ds: WindowDataset, rows: np.ndarray, device: 
     p, t = p[np.isfinite(t[:, 0])], t[np.isfinite(t[:, 0])]  # windows with MIDI
     if len(t) == 0:
         return {}
-    k = t.shape[1]
-    on_p, on_t = p[:, 0 : k - 1 : 3].ravel() > 0.5, t[:, 0 : k - 1 : 3].ravel() > 0.5
-    vel_p, vel_t = p[:, 1 : k - 1 : 3].ravel(), t[:, 1 : k - 1 : 3].ravel()
+    on, vel, snd = as_slice(ONSET_COLS), as_slice(VELOCITY_COLS), as_slice(SOUNDING_COLS)
+    on_p, on_t = p[:, on].ravel() > 0.5, t[:, on].ravel() > 0.5
+    vel_p, vel_t = p[:, vel].ravel(), t[:, vel].ravel()
     has = np.isfinite(vel_t)
-    snd_p, snd_t = p[:, 2 : k - 1 : 3].ravel(), t[:, 2 : k - 1 : 3].ravel()
+    snd_p, snd_t = p[:, snd].ravel(), t[:, snd].ravel()
 
     def r(a: np.ndarray, b: np.ndarray) -> float:
         return float(pearsonr(a, b)[0]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
@@ -187,7 +189,7 @@ def teacher_quality(ssl: SSLModel, ds: WindowDataset, rows: np.ndarray, device: 
             "teacher_onset_rate": round(float(on_t.mean()), 4),
             "teacher_velocity_r": round(r(vel_p[has], vel_t[has]), 4),
             "teacher_sounding_r": round(r(snd_p, snd_t), 4),
-            "teacher_pedal_acc": round(float(((p[:, -1] > 0.5) == (t[:, -1] > 0.5)).mean()), 4),
+            "teacher_pedal_acc": round(float(((p[:, PEDAL_COL] > 0.5) == (t[:, PEDAL_COL] > 0.5)).mean()), 4),
             "teacher_cells": int(len(t))}
 
 

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crescendai.core.audio import FRAME_SEC
-from crescendai.data.teacher import N_BANDS, PEDAL_COL, ROW_FRAMES, field_index
+from crescendai.data.teacher import ONSET_COLS, PEDAL_COL, ROW_FRAMES, VELOCITY_COLS
 
 ROW_SEC: float = ROW_FRAMES * FRAME_SEC
 """One time row of the head: 16 frames, ≈ 0.37 s."""
@@ -31,8 +31,6 @@ MIN_ONSET_MASS: float = 0.3
 QUALITY_NAMES: dict[str, str] = {"teacher_onset_f1": "onset F1", "teacher_velocity_r": "velocity r",
                                  "teacher_pedal_acc": "pedal accuracy"}
 """The head's held-out measures a report shows (pretrain metric → plain name)."""
-ONSET_COLS = np.array([field_index(f"onset_b{b}") for b in range(N_BANDS)])
-VELOCITY_COLS = np.array([field_index(f"velocity_b{b}") for b in range(N_BANDS)])
 
 
 @dataclass(frozen=True)
