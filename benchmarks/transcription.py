@@ -105,14 +105,23 @@ def main() -> None:
     if not args.asap and not args.percepiano:
         ap.error("give --asap and/or --percepiano (the corpora's roots)")
 
+    import tempfile
+
+    import soundfile as sf
     import torch
 
-    from crescendai.core.midi import read_midi
+    from crescendai.core.midi import Note, Performance, read_midi
     from crescendai.synth.render import prepare_external
     from crescendai.tutor import bars as B
     from crescendai.tutor import note_check as nc
     from crescendai.tutor.frontend import read_recording
-    from crescendai.tutor.transcribe import available
+    from crescendai.tutor.transcribe import Notes, available, transcribe
+
+    def features_of(y: np.ndarray):
+        """The tutor's one pass over ``y`` (written to a temporary WAV, as a user's file would be)."""
+        with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
+            sf.write(tmp.name, y, 22050)
+            return read_recording(tmp.name, chroma=True, keep_audio=True)
 
     torch.set_num_threads(2)
     names = ["basic-pitch"] + (["transkun"] if args.transkun_items > 0 and available("transkun") else [])
@@ -167,20 +176,12 @@ def main() -> None:
                                    for n in smidi.notes if n.onset_sec < end], float)
                 score = B.Score(notes=snotes, bar_sec=np.append(score_db, end), meter=B.Meter(),
                                 end_sec=float(snotes[:, 1].max()))
-                import tempfile
-
-                import soundfile as sf
-
-                with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-                    sf.write(tmp.name, y, 22050)
-                    feats = read_recording(tmp.name, chroma=True, keep_audio=True)
+                feats = features_of(y)
                 try:
                     grid = B.align_to_score(feats, score, min_match=0.0)
                 except B.ScoreError as err:
                     print(f"  {path.stem}: alignment failed ({err})")
                     continue
-                from crescendai.tutor.transcribe import Notes, transcribe
-
                 est = transcribe(feats.audio, 22050, "basic-pitch")
                 notes_of_score = Notes.from_rows(np.c_[snotes[:, :3], snotes[:, 3] / 127])
                 chk = nc.check_notes(notes_of_score, score.bar_sec, 4.0, est, grid.warp, dur, "basic-pitch")
@@ -194,14 +195,10 @@ def main() -> None:
                     if args.verbose:
                         print(f"    {path.stem}: {f.text}")
                 # the score itself, rendered as written: every finding there is a false alarm
-                from crescendai.core.midi import Note, Performance
-
                 plain = prepare_external(Performance([Note(a, b, int(p), int(v)) for a, b, p, v in snotes]))
                 lead = min(n.onset_sec for n in plain.notes) - snotes[:, 0].min()
                 y2 = render(plain, k % 7, path.stem + "-score")
-                with tempfile.NamedTemporaryFile(suffix=".wav") as tmp:
-                    sf.write(tmp.name, y2, 22050)
-                    feats2 = read_recording(tmp.name, chroma=True, keep_audio=True)
+                feats2 = features_of(y2)
                 chk2 = nc.check_notes(notes_of_score, score.bar_sec, 4.0,
                                       transcribe(feats2.audio, 22050, "basic-pitch"),
                                       np.stack([[0.0, 1e4], [lead, 1e4 + lead]], axis=1),

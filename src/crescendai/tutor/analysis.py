@@ -192,14 +192,14 @@ def analyze_file(
     p = params or TutorParams()
     m = bars_mod.parse_meter(meter) if meter else None
     score = bars_mod.read_score(score_path, m) if score_path else None  # fail fast on a bad score
-    check_notes = score is not None and transcriber is not None
-    if check_notes:
+    with_notes = score is not None and transcriber is not None
+    if with_notes:
         from crescendai.tutor.transcribe import require, resolve
 
         transcriber = require(resolve(transcriber, device))  # before any work: names it, how to install
     t0 = time.perf_counter()
     feats = read_recording(path, chroma=score is not None, min_duration_sec=p.min_duration_sec,
-                           keep_audio=check_notes)
+                           keep_audio=with_notes)
     t1 = time.perf_counter()
     series = analyze_windows_of_file(
         feats, bundle.scorer, bundle.calibration, hop_sec=p.hop_sec, mc_samples=p.mc_samples,
@@ -213,7 +213,7 @@ def analyze_file(
         grid = bars_mod.bars_from_beats(feats, m or bars_mod.Meter(), tempo_hint)
     t3 = time.perf_counter()
     notes = None
-    if check_notes and grid.warp is not None:
+    if with_notes and grid.warp is not None:
         notes = note_check(feats, score, grid, transcriber, device)
         if notes.reliable and notes.warp is not None:  # the notes place bar lines better than chroma
             grid = bars_mod.remap_bars(grid, score, notes.warp, feats.duration_sec)

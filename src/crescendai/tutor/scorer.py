@@ -115,14 +115,15 @@ class TorchScorer:
         except (TypeError, ValueError):  # pragma: no cover
             self._takes_mask = False
 
-    def _features(self, x, pad_mask):
-        """(features (B, D), heard (B, rows, K) or None) of one backbone pass."""
+    def _features(self, x, pad_mask, heard: bool = True):
+        """(features (B, D), heard (B, rows, K) or None) of one backbone pass; ``heard`` False skips
+        the row head (the saliency's backward pass does not need it)."""
         import torch
 
         mask = None
         if pad_mask is not None and self._takes_mask and bool(np.any(pad_mask)):
             mask = torch.as_tensor(np.asarray(pad_mask, bool), device=self.device)
-        if self.teacher_head is not None:  # one pass: tokens → pooled features and the row head
+        if heard and self.teacher_head is not None:  # one pass: tokens → pooled features and the row head
             tokens = self.backbone.tokens(x, mask)
             return self.backbone.pool(tokens, mask), torch.sigmoid(self.teacher_head.from_tokens(tokens))
         return (self.backbone(x) if mask is None else self.backbone(x, mask)), None  # (B, D)
@@ -152,7 +153,7 @@ class TorchScorer:
         import torch
 
         x = torch.as_tensor(np.asarray(db, np.float32), device=self.device).requires_grad_(True)
-        out = self.head(self._features(x, pad_mask)[0])  # (B, 19)
+        out = self.head(self._features(x, pad_mask, heard=False)[0])  # (B, 19)
         w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
         (grad,) = torch.autograd.grad((out * w).sum(), x)
         return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)
