@@ -67,18 +67,16 @@ def render(perf, piano: int, name: str) -> np.ndarray:
 def notes_of(perf):
     from crescendai.tutor.transcribe import Notes
 
-    return Notes.from_rows([(n.onset_sec, n.offset_sec, n.pitch, n.velocity / 127) for n in perf.notes])
+    return Notes.from_midi_rows([(n.onset_sec, n.offset_sec, n.pitch, n.velocity) for n in perf.notes])
 
 
 def transcription_scores(ref, est) -> dict[str, float]:
     import mir_eval
 
-    from crescendai.tutor.note_check import hz
-
     p, r, f, _ = mir_eval.transcription.precision_recall_f1_overlap(
-        ref.intervals, hz(ref.pitch), est.intervals, hz(est.pitch), offset_ratio=None)
-    pairs = mir_eval.transcription.match_notes(ref.intervals, hz(ref.pitch), est.intervals,
-                                               hz(est.pitch), offset_ratio=None)
+        ref.intervals, ref.hz, est.intervals, est.hz, offset_ratio=None)
+    pairs = mir_eval.transcription.match_notes(ref.intervals, ref.hz, est.intervals, est.hz,
+                                               offset_ratio=None)
     vel = (np.array([ref.velocity[i] for i, _ in pairs]), np.array([est.velocity[j] for _, j in pairs]))
     return {"P": p, "R": r, "F1": f, "vel_ref": vel[0], "vel_est": vel[1]}
 
@@ -183,7 +181,7 @@ def main() -> None:
                     print(f"  {path.stem}: alignment failed ({err})")
                     continue
                 est = transcribe(feats.audio, 22050, "basic-pitch")
-                notes_of_score = Notes.from_rows(np.c_[snotes[:, :3], snotes[:, 3] / 127])
+                notes_of_score = Notes.from_midi_rows(snotes)
                 chk = nc.check_notes(notes_of_score, score.bar_sec, 4.0, est, grid.warp, dur, "basic-pitch")
                 e_dtw = np.abs(np.interp(score_db, grid.warp[:, 0], grid.warp[:, 1]) - perf_db)
                 e_notes = np.abs(np.interp(score_db, chk.warp[:, 0], chk.warp[:, 1]) - perf_db)

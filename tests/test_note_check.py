@@ -58,7 +58,7 @@ def perform(score: np.ndarray, *, delete_bar: int | None = None, rush_bar: int |
 
 
 def as_notes(rows: np.ndarray) -> Notes:
-    return Notes.from_rows(np.c_[rows[:, :3], rows[:, 3] / 127])
+    return Notes.from_midi_rows(rows)
 
 
 def bar_lines(n_bars: int = 12) -> np.ndarray:

@@ -124,6 +124,7 @@ def test_the_report_shows_what_the_model_heard(tmp_path):
     written = write_report(rep, tmp_path / "out")
     assert "What the model heard" in written["text"].read_text()
     assert "onset F1 0.69" in written["text"].read_text()
+    assert "What the model heard" in written["html"].read_text()  # the page says what the text says
     broken = copy.deepcopy(rep)
     broken["heard"]["pedal"] = broken["heard"]["pedal"][:-1]
     with pytest.raises(SchemaError, match="report.heard.pedal"):

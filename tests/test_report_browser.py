@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from crescendai.tutor.report import validate_report, write_report
+from crescendai.tutor.report import text_report, validate_report, write_report
 from crescendai.tutor.report.html import html_report
 
 SR = 22050
@@ -135,8 +135,10 @@ def test_without_audio_there_is_no_player_and_nothing_to_click(recording):
     page = html_report(rep, {})
     assert "<audio" not in page and "<script" not in page and 'class="play"' not in page
     assert "data-start" in page and page.count(" disabled>") == 4  # the bar strip still shows where
-    rep["notes"] = {"transcriber": "t", "text": "No differences from the score.", "lines": []}
-    assert "No differences from the score." in html_report(rep, {}, audio_src="a.wav")
+    rep["notes"] = {**NOTES, "text": "No differences from the score.", "lines": []}
+    page = html_report(rep, {}, audio_src="a.wav")
+    assert "No differences from the score." in page and "No bar stands out" in page  # as the text says
+    assert "No bar stands out" in text_report(rep)
     rep["notes"] = None
     assert "The notes" not in html_report(rep, {}, audio_src="a.wav")
 

@@ -16,11 +16,9 @@ def onset_prf(ref: np.ndarray, est: tr.Notes) -> tuple[float, float, float]:
     """Onset-only (precision, recall, F1) of ``est`` against notes ``ref`` (mir_eval, ±50 ms)."""
     import mir_eval
 
-    from crescendai.tutor.note_check import hz
-
-    ref_n = tr.Notes.from_rows(np.c_[ref[:, :3], ref[:, 3] / 127])
+    ref_n = tr.Notes.from_midi_rows(ref)
     return mir_eval.transcription.precision_recall_f1_overlap(
-        ref_n.intervals, hz(ref_n.pitch), est.intervals, hz(est.pitch), offset_ratio=None)[:3]
+        ref_n.intervals, ref_n.hz, est.intervals, est.hz, offset_ratio=None)[:3]
 
 
 def test_basic_pitch_finds_the_rendered_notes():

@@ -271,7 +271,7 @@ def note_check(feats: FrameFeatures, score: bars_mod.Score, grid: bars_mod.BarGr
     if feats.audio is None or grid.warp is None:
         raise ValueError("note_check needs read_recording(..., keep_audio=True) and a score alignment")
     played = transcribe(feats.audio, SAMPLE_RATE, transcriber, device=device)
-    written = Notes.from_rows(np.c_[score.notes[:, :3], score.notes[:, 3] / 127.0])
+    written = Notes.from_midi_rows(score.notes)
     quarters = score.meter.numerator * 4.0 / score.meter.denominator
     return nc.check_notes(written, score.bar_sec, quarters, played, grid.warp, feats.duration_sec,
                           transcriber)

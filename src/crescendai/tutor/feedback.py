@@ -254,9 +254,13 @@ def where(units: Units, first: int, last: int) -> str:
     """"bars 14–18" / "bar 3" / "around bars 14–18" / "0:14–0:20"."""
     if units.kind == "time":
         return f"{_fmt_time(float(units.start_sec[first]))}–{_fmt_time(float(units.end_sec[last]))}"
-    a, b = int(units.labels[first]), int(units.labels[last])
-    core = f"bar {a}" if a == b else f"bars {a}–{b}"
+    core = bar_span(int(units.labels[first]), int(units.labels[last]))
     return f"around {core}" if units.approximate else core
+
+
+def bar_span(first: int, last: int) -> str:
+    """"bar 3" / "bars 14–18"."""
+    return f"bar {first}" if first == last else f"bars {first}–{last}"
 
 
 def _pole(d: dims.Dimension) -> str:

@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from crescendai.tutor.feedback import bar_span
 from crescendai.tutor.transcribe import PIANO_HIGH, PIANO_LOW, Notes
 
 PIANO_KEYS: int = PIANO_HIGH - PIANO_LOW + 1
@@ -125,14 +126,8 @@ class NoteCheck:
     median_ratio: float | None = None
     """The performance's median tempo relative to the score's (1.1: 10 % faster), None if unmeasured."""
     text: str = ""
-    played: Notes | None = field(default=None, repr=False)
     warp: np.ndarray | None = field(default=None, repr=False)
     """[K, 2] the note-corrected map, score seconds → recording seconds (monotone), for np.interp."""
-
-
-def hz(pitch: np.ndarray) -> np.ndarray:
-    """MIDI pitch → Hz (A4 = 440), as mir_eval's note functions take pitches."""
-    return 440.0 * 2.0 ** ((np.asarray(pitch, float) - 69.0) / 12.0)
 
 
 def onset_events(notes: Notes, gap_sec: float = EVENT_GAP_SEC) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -160,13 +155,17 @@ def align_notes(score: Notes, played: Notes, warp: np.ndarray, passes: int = 2
         [N_score] (seconds: the matched played onsets of their event, interpolated between events
         without a match and shifted along the DTW warp beyond the first and last).
     """
-    s_id, s_t, s_v = onset_events(score)
-    p_id, p_t, p_v = onset_events(played)
-    s_map = np.interp(s_t, warp[:, 0], warp[:, 1])
+    s_ev, p_ev = onset_events(score), onset_events(played)
+    s_map = np.interp(s_ev[1], warp[:, 0], warp[:, 1])
     pairs = np.zeros((0, 2), int)
     for _ in range(passes):
-        pairs, s_map = _event_dtw(score, played, (s_id, s_t, s_v), (p_id, p_t, p_v), s_map)
-    return pairs, s_map[s_id]
+        pairs, s_map = _event_dtw(score, played, s_ev, p_ev, s_map)
+    return pairs, s_map[s_ev[0]]
+
+
+def _members(ids: np.ndarray) -> list[np.ndarray]:
+    """The note indices of each event, from the non-decreasing event id of each note."""
+    return np.split(np.arange(len(ids)), np.flatnonzero(np.diff(ids)) + 1) if len(ids) else []
 
 
 def _event_dtw(score: Notes, played: Notes, s_ev: tuple, p_ev: tuple, s_map: np.ndarray
@@ -183,8 +182,7 @@ def _event_dtw(score: Notes, played: Notes, s_ev: tuple, p_ev: tuple, s_map: np.
         _, wp = librosa.sequence.dtw(C=cost, backtrack=True,
                                      weights_add=np.array([0.0, STEP_PENALTY, STEP_PENALTY]))
         cand = []  # (event-pair cost, |Δt|, score note, played note)
-        s_notes = [np.flatnonzero(s_id == i) for i in range(len(s_t))]
-        p_notes = [np.flatnonzero(p_id == j) for j in range(len(p_t))]
+        s_notes, p_notes = _members(s_id), _members(p_id)
         for i, j in wp:
             for n in s_notes[i]:
                 for m in p_notes[j]:
@@ -224,10 +222,6 @@ def _hand(low: int, total: int) -> str:
     if total and low <= 0.25 * total:
         return " (right hand)"
     return ""
-
-
-def _bars_label(a: int, b: int) -> str:
-    return f"bar {a}" if a == b else f"bars {a}–{b}"
 
 
 def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, played: Notes,
@@ -276,19 +270,14 @@ def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, play
         if inside.any() else np.zeros(len(played), bool)
     precision = float(p_matched[in_range].mean()) if in_range.any() else 0.0
     bars: list[BarNotes] = []
-    missing_idx: dict[int, np.ndarray] = {}
-    extra_idx: dict[int, np.ndarray] = {}
-    heard = _heard(score.pitch, mapped, played.evidence) & ~s_matched
+    evidenced = _evidenced(score.pitch, mapped, played.evidence)
     for k in range(n_bars):
         sel = inside & (bar_of_score == k)
         if not sel.any():
             continue
-        miss = np.flatnonzero(sel & ~s_matched & ~heard)
+        lost = np.flatnonzero(sel & ~s_matched & ~evidenced)  # missing or wrong: not played as written
         extra = np.flatnonzero((bar_of_played == k) & ~p_matched & ~partial)
-        wrong = _wrong_pairs(mapped[miss], score.pitch[miss], played.onset_sec[extra], played.pitch[extra])
-        missing_idx[k] = np.delete(miss, wrong[:, 0]) if len(wrong) else miss
-        extra_idx[k] = np.delete(extra, wrong[:, 1]) if len(wrong) else extra
-        lost = miss  # the missing and the wrong notes: the notes of the score not played as written
+        wrong = _wrong_pairs(mapped[lost], score.pitch[lost], played.onset_sec[extra], played.pitch[extra])
         start = float(np.interp(bar_sec[k], score.onset_sec[order], inv_x))
         end = float(np.interp(bar_sec[k + 1], score.onset_sec[order], inv_x))
         tempo = _bar_tempo(score.onset_sec[pairs[:, 0]], played.onset_sec[pairs[:, 1]],
@@ -297,7 +286,7 @@ def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, play
         bars.append(BarNotes(
             number=k + 1, start_sec=max(0.0, start), end_sec=min(duration_sec, max(end, start)),
             score_notes=int(sel.sum()), matched=int((sel & s_matched).sum()),
-            missing=len(missing_idx[k]), extra=len(extra_idx[k]), wrong=len(wrong),
+            missing=len(lost) - len(wrong), extra=len(extra) - len(wrong), wrong=len(wrong),
             missing_low=int((score.pitch[lost] < 60).sum()),
             score_qpm=score_qpm,
             **({} if tempo is None else {"tempo_qpm": score_qpm / tempo[0],
@@ -305,7 +294,7 @@ def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, play
                                         "tempo_high": score_qpm / tempo[1]}),
         ))
     check = NoteCheck(transcriber=transcriber, bars=bars, findings=[], recall=recall,
-                      precision=precision, reliable=recall >= MIN_RECALL, played=played,
+                      precision=precision, reliable=recall >= MIN_RECALL,
                       warp=np.stack([score.onset_sec[order], inv_x], axis=1))
     ratios = [b.tempo_qpm / b.score_qpm for b in bars if b.tempo_qpm is not None]
     check.median_ratio = float(np.median(ratios)) if ratios else None
@@ -322,21 +311,20 @@ def check_notes(score: Notes, bar_sec: np.ndarray, quarters_per_bar: float, play
     return check
 
 
-def _heard(pitch: np.ndarray, mapped: np.ndarray, evidence: Notes | None) -> np.ndarray:
-    """[N] bool: a note of that pitch starts within :data:`EVIDENCE_TOL_SEC` of each mapped score
-    onset in the permissive transcription (all False without one)."""
+def _evidenced(pitch: np.ndarray, mapped: np.ndarray, evidence: Notes | None) -> np.ndarray:
+    """[N] bool: the permissive transcription has a note of that pitch starting within
+    :data:`EVIDENCE_TOL_SEC` of each mapped score onset (all False without one)."""
     out = np.zeros(len(pitch), bool)
-    if evidence is None or len(evidence) == 0:
+    if evidence is None:
         return out
     for p in np.unique(pitch):
         on = np.sort(evidence.onset_sec[evidence.pitch == p])
-        if len(on) == 0:
-            continue
-        idx = np.flatnonzero(pitch == p)
-        k = np.clip(np.searchsorted(on, mapped[idx]), 1, len(on)) if len(on) > 1 else np.zeros(len(idx), int)
-        near = np.minimum(np.abs(on[np.maximum(k - 1, 0)] - mapped[idx]),
-                          np.abs(on[np.minimum(k, len(on) - 1)] - mapped[idx]))
-        out[idx] = near <= EVIDENCE_TOL_SEC
+        if len(on):
+            idx = np.flatnonzero(pitch == p)
+            k = np.searchsorted(on, mapped[idx])  # the nearest onset is on[k - 1] or on[k]
+            near = np.minimum(np.abs(on[np.clip(k - 1, 0, len(on) - 1)] - mapped[idx]),
+                              np.abs(on[np.clip(k, 0, len(on) - 1)] - mapped[idx]))
+            out[idx] = near <= EVIDENCE_TOL_SEC
     return out
 
 
@@ -425,7 +413,7 @@ def _tempo_findings(bars: list[BarNotes], median_ratio: float) -> list[Finding]:
             e = float(np.median([r.score_qpm * median_ratio for r in run]))
             out.append(Finding(
                 "tempo", (run[0].number, run[-1].number), run[0].start_sec, run[-1].end_sec,
-                f"{_bars_label(run[0].number, run[-1].number)}: {kind(run[0])}, ♩≈{q:.0f} against "
+                f"{bar_span(run[0].number, run[-1].number)}: {kind(run[0])}, ♩≈{q:.0f} against "
                 f"♩≈{e:.0f} in the rest of the performance"))
             run = []
         if k is not None:

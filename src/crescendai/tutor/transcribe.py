@@ -25,23 +25,18 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
 from crescendai.core.errors import CrescendAIError
 
-TRANSCRIBERS: tuple[str, ...] = ("basic-pitch", "transkun")
-"""The transcribers' names, as ``--transcriber`` and ``tutor.transcriber`` take them."""
-
 PIANO_LOW, PIANO_HIGH = 21, 108
 """MIDI pitches of the piano's lowest (A0) and highest (C8) keys."""
 
-_INSTALL = {
-    "basic-pitch": "it is a dependency of crescendai: reinstall the project (`uv sync`)",
-    "transkun": "install it with `uv sync --extra transkun` (or pip install 'crescendai[transkun]')",
-}
 
 
 class TranscriberError(CrescendAIError):
@@ -88,6 +83,19 @@ class Notes:
         return cls(a[:, 0].copy(), a[:, 1].copy(), a[:, 2].astype(int), np.clip(a[:, 3], 0, 1),
                    np.clip(conf, 0, 1))
 
+    @classmethod
+    def from_midi_rows(cls, rows: np.ndarray) -> Notes:
+        """From rows (onset s, offset s, pitch, MIDI velocity 1–127), e.g. ``Score.notes``."""
+        a = np.asarray(rows, float).reshape(-1, 4)
+        return cls.from_rows(np.c_[a[:, :3], a[:, 3] / 127.0])
+
+    @property
+    def hz(self) -> np.ndarray:
+        """[N] pitches in Hz (``mir_eval.util.midi_to_hz``), as ``mir_eval.transcription`` takes them."""
+        from mir_eval.util import midi_to_hz
+
+        return midi_to_hz(self.pitch.astype(float))
+
 
 AUTO: str = "auto"
 """Transcriber choice that picks by machine (:func:`resolve`)."""
@@ -103,9 +111,7 @@ def resolve(name: str, device: str = "cpu") -> str:
 
 def available(name: str) -> bool:
     """Whether transcriber ``name`` can run on this machine (its package is installed)."""
-    module = {"basic-pitch": "basic_pitch", "transkun": "transkun"}[check_name(name)]
-    return importlib.util.find_spec(module) is not None and (
-        name != "basic-pitch" or importlib.util.find_spec("onnxruntime") is not None)
+    return all(importlib.util.find_spec(m) is not None for m in _BACKENDS[check_name(name)].modules)
 
 
 def check_name(name: str) -> str:
@@ -119,7 +125,8 @@ def require(name: str) -> str:
     """``name`` if that transcriber can run here, else a :class:`TranscriberError` that names it and
     says how to install it (or lists the known ones)."""
     if not available(check_name(name)):
-        raise TranscriberError(f"transcriber {name!r} is not installed on this machine; {_INSTALL[name]}")
+        raise TranscriberError(f"transcriber {name!r} is not installed on this machine; "
+                               f"{_BACKENDS[name].install}")
     return name
 
 
@@ -130,10 +137,7 @@ def transcribe(y: np.ndarray, sr: int, name: str = "basic-pitch", *, device: str
         TranscriberError: unknown transcriber, or its package is not installed here (the message
             says how to install it).
     """
-    require(name)
-    if name == "basic-pitch":
-        return basic_pitch_notes(y, sr)
-    return transkun_notes(y, sr, device=device)
+    return _BACKENDS[require(name)].run(y, sr, device)
 
 
 # ------------------------------------------------------------------------------------------
@@ -198,8 +202,11 @@ def basic_pitch_activations(y: np.ndarray, sr: int) -> dict[str, np.ndarray]:
             out[k].append(v)
     n_frames = int(np.floor(y.size * (C.ANNOTATIONS_FPS / C.AUDIO_SAMPLE_RATE)))
     half = BP_OVERLAP_FRAMES // 2
-    return {k: np.concatenate(v)[:, half:-half].reshape(-1, np.concatenate(v).shape[-1])[:n_frames]
-            for k, v in out.items()}
+    unwrapped = {}
+    for k, v in out.items():
+        a = np.concatenate(v)[:, half:-half]  # (windows, frames, bins) without the shared frames
+        unwrapped[k] = a.reshape(-1, a.shape[-1])[:n_frames]
+    return unwrapped
 
 
 EVIDENCE_THRESHOLDS: tuple[float, float] = (0.2, 0.1)
@@ -280,3 +287,24 @@ def _resample(y: np.ndarray, sr: int, target: int) -> np.ndarray:
     import soxr
 
     return soxr.resample(y, sr, target, quality="HQ").astype(np.float32)
+
+
+class _Backend(NamedTuple):
+    modules: tuple[str, ...]
+    """Importable modules the transcriber needs."""
+    install: str
+    """How to get it, for the error message."""
+    run: Callable[[np.ndarray, int, str], Notes]
+    """(samples, sample rate, torch device) → notes."""
+
+
+_BACKENDS: dict[str, _Backend] = {
+    "basic-pitch": _Backend(("basic_pitch", "onnxruntime"),
+                            "it is a dependency of crescendai: reinstall the project (`uv sync`)",
+                            lambda y, sr, device: basic_pitch_notes(y, sr)),
+    "transkun": _Backend(("transkun",),
+                         "install it with `uv sync --extra transkun` (or pip install 'crescendai[transkun]')",
+                         lambda y, sr, device: transkun_notes(y, sr, device=device)),
+}
+TRANSCRIBERS: tuple[str, ...] = tuple(_BACKENDS)
+"""The transcribers' names, as ``--transcriber`` takes them."""

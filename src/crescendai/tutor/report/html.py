@@ -15,8 +15,11 @@ from typing import Any
 
 from crescendai.tutor.report.text import (
     NO_ADVICE,
+    NOTES_QUIET,
     bars_phrase,
+    heard_phrase,
     mmss,
+    notes_quiet,
     percent,
     trained_on_phrase,
     validation_phrase,
@@ -106,9 +109,9 @@ def notes_section(rep: dict[str, Any], playable: bool) -> str:
     if not notes:
         return ""
     e = _html.escape
-    parts = ["<h2>The notes (against the score)</h2>",
-             f"<p>{e(notes.get('text', ''))} <small>(notes transcribed by {e(notes.get('transcriber', '?'))})"
-             "</small></p>"]
+    parts = ["<h2>The notes (against the score)</h2>", f"<p>{e(notes.get('text', ''))}</p>"]
+    if notes_quiet(notes):
+        parts.append(f"<p>{e(NOTES_QUIET)}</p>")
     if notes.get("lines"):
         parts.append("<ul>")
         for ln in notes["lines"]:
@@ -167,6 +170,8 @@ def html_report(rep: dict[str, Any], images: dict[str, bytes], audio_src: str | 
         parts.append("<h2>Timeline</h2>")
     parts.append(strip)
     if "timeline" in images:
+        if rep.get("heard"):
+            parts.append(f"<p>{e(heard_phrase(rep['heard']))}</p>")
         parts.append(_img(images["timeline"], "19-dimension timeline"))
     parts.append("<h2>Whole performance</h2><table><tr><th>dimension</th><th>rating (1–7)</th>"
                  "<th>IQR</th><th>± uncertainty</th><th>low … high</th></tr>")

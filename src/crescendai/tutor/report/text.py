@@ -88,6 +88,15 @@ def trained_on_phrase(model: dict[str, Any]) -> str:
     return "trained on " + " + ".join(names.get(c, c) for c in corpora)
 
 
+NOTES_QUIET: str = ("No bar stands out: no missing, extra or wrong notes and no rushed or dragged bar "
+                    "beyond the transcription's own errors.")
+
+
+def notes_quiet(notes: dict[str, Any]) -> bool:
+    """Whether the note check was reliable and found nothing (then :data:`NOTES_QUIET` is said)."""
+    return bool(notes["reliable"]) and not notes["lines"]
+
+
 def heard_phrase(heard: dict[str, Any]) -> str:
     """One paragraph on the "what the model heard" curves and how far to trust them."""
     pedal = [p for p in heard["pedal"] if p is not None]
@@ -146,9 +155,8 @@ def text_report(rep: dict[str, Any]) -> str:
     notes = rep.get("notes")
     if notes is not None:
         out += ["", "The notes (against the score):", f"  {notes['text']}"]
-        if notes["reliable"] and not notes["lines"]:
-            out.append("  No bar stands out: no missing, extra or wrong notes and no rushed or dragged "
-                       "bar beyond the transcription's own errors.")
+        if notes_quiet(notes):
+            out.append(f"  {NOTES_QUIET}")
         out += [f"  • {line['text']}" for line in notes["lines"]]
     if rep["bars"]["approximate"] and rep["bars"]["source"] == "beats":
         out += ["", "Bars are approximate (no score given: beat tracking + metre). Pass --score "
