@@ -361,15 +361,17 @@ def calibrate_tutor(
 
     out = Path(tutor_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = out / ".model.pt.tmp"
-    shutil.copyfile(src / "model.pt", tmp)
-    tmp.replace(out / "model.pt")
+
+    def ship(name: str) -> None:  # copy one file of the variant into the bundle, atomically
+        tmp = out / f".{name}.tmp"
+        shutil.copyfile(src / name, tmp)
+        tmp.replace(out / name)
+
+    ship("model.pt")
     config = read_json(src / "config.json")
     config.update({"calibration": "calibration.json", "source": str(src), "variant": variant})
     if config.get("teacher_head"):  # the variant's row head (a frozen pretrained backbone's) ships too
-        tmp = out / ".teacher_head.pt.tmp"
-        shutil.copyfile(src / config["teacher_head"]["weights"], tmp)
-        tmp.replace(out / config["teacher_head"]["weights"])
+        ship(config["teacher_head"]["weights"])
     else:
         (out / TEACHER_HEAD_FILE).unlink(missing_ok=True)
     if features is not None:
