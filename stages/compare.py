@@ -1,5 +1,5 @@
 """Stage ``compare``: does SSL help? Paired bootstrap of the median-r gain (ssl − scratch) on the same
-segments, per-dimension deltas, each variant vs the ridge peers (docs/finetune-eval.md).
+segments, per-dimension deltas, each variant (fusion too) vs the ridge peers (docs/finetune-eval.md).
 
 Reads ``seed`` and ``eval`` from params.yaml; writes metrics/ssl_vs_scratch.json and
 plots/per_dim_r.csv, per_dim_r.png.
@@ -12,10 +12,11 @@ import logging
 import sys
 from pathlib import Path
 
-from crescendai.core.config import load_params, seed_everything
+from crescendai.core.config import VARIANTS, load_params, seed_everything
 from crescendai.core.errors import run_stage
 from crescendai.core.files import write_json
 from crescendai.evaluate.metrics import compare_variants
+from crescendai.evaluate.variants import variant_dir
 
 
 def main() -> None:
@@ -29,8 +30,8 @@ def main() -> None:
     params = load_params(args.params)
     seed_everything(params.seed)
     models, metrics = Path(args.models), Path(args.metrics)
-    out = compare_variants(models / "finetune_ssl" / "predictions.csv", models / "finetune_scratch" / "predictions.csv",
-                           {v: metrics / f"eval_{v}.json" for v in ("ssl", "scratch")}, args.plots,
+    out = compare_variants(variant_dir(models, "ssl") / "predictions.csv", variant_dir(models, "scratch") / "predictions.csv",
+                           {v: metrics / f"eval_{v}.json" for v in VARIANTS}, args.plots,
                            params.eval.n_bootstrap, params.eval.ci, params.seed)
     write_json(metrics / "ssl_vs_scratch.json", out)
     cv = out["cv"]

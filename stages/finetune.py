@@ -21,7 +21,7 @@ import numpy as np
 
 from crescendai.core.config import load_params
 from crescendai.core.errors import run_stage
-from crescendai.core.files import atomic_write, read_json, write_json
+from crescendai.core.files import atomic_write, copy_atomic, read_json, write_json
 from crescendai.learn.checkpoints import finish_run_dir
 from crescendai.learn.distributed import setup_distributed
 from crescendai.learn.finetune import finetune, segment_pooling
@@ -72,9 +72,7 @@ def carry_teacher_head(pretrain_dir: Path, out: Path, frozen: bool) -> dict | No
     if not entry:
         target.unlink(missing_ok=True)
         return None
-    out.mkdir(parents=True, exist_ok=True)
-    with atomic_write(target, "wb") as f:
-        f.write((pretrain_dir / entry["weights"]).read_bytes())
+    copy_atomic(pretrain_dir / entry["weights"], target)
     return {**entry, "weights": TEACHER_HEAD_FILE}
 
 

@@ -20,6 +20,50 @@ def test_window_features_shape_and_finite():
     assert seg.shape == (3, 2 * N_WINDOW_FEATURES) and ids == ["a", "b", "c"]
 
 
+def _window_features_reference(db: np.ndarray, pad_fraction: np.ndarray) -> np.ndarray:
+    """The feature definitions one window at a time (the vectorised code must equal this)."""
+    out = np.zeros((len(db), N_WINDOW_FEATURES), np.float32)
+    bins = np.arange(128, dtype=np.float32)
+    for i, x in enumerate(np.asarray(db, np.float32)):
+        w = x[: max(2, round(128 * (1.0 - pad_fraction[i])))]
+        level, p = w.max(1), 10.0 ** (w / 10.0)
+        ps = p.sum(1) + 1e-12
+        cen = (p * bins).sum(1) / ps
+        spread = np.sqrt((p * (bins - cen[:, None]) ** 2).sum(1) / ps)
+        bands = w.reshape(len(w), 8, 16).mean(2).mean(0)
+        flux = np.maximum(np.diff(w, axis=0), 0.0).mean(1)
+        thr = flux.mean() + flux.std()
+        onsets = np.sum((flux[1:-1] > thr) & (flux[1:-1] >= flux[:-2]) & (flux[1:-1] >= flux[2:]))
+        a, b = w[:-1] - w[:-1].mean(1, keepdims=True), w[1:] - w[1:].mean(1, keepdims=True)
+        corr = (a * b).sum(1) / (np.sqrt((a * a).sum(1) * (b * b).sum(1)) + 1e-9)
+        tt = np.arange(len(w), dtype=np.float32)
+        slope = np.polyfit(tt, level, 1)[0] if len(w) > 2 else 0.0
+        cslope = np.polyfit(tt, cen, 1)[0] if len(w) > 2 else 0.0
+        hf = w[:, 64:].mean(1)
+        d = np.diff(hf)
+        out[i] = (
+            level.mean(), level.std(), (level > -20).mean(), cen.mean(), cen.std(), spread.mean(),
+            spread.std(), *bands, flux.mean(), flux.std(), np.percentile(flux, 90), onsets / len(w),
+            corr.mean(), hf.mean() - w[:, :32].mean(), np.ptp(level), slope, cslope,
+            flux.std() / (flux.mean() + 1e-6), bands.max() - bands.min(), (level < -60).mean(),
+            w.mean(), w.std(), d[d < 0].mean() if np.any(d < 0) else 0.0,
+        )
+    return out
+
+
+def test_window_features_equal_the_per_window_definition():
+    rng = np.random.default_rng(1)
+    db = np.clip(rng.normal(-40, 15, (40, 128, 128)), -80, 0).astype(np.float32)
+    pad = rng.choice([0.0, 0.0, 0.25, 0.5, 0.99, 1.0, -0.1], size=40)  # groups of equal lengths
+    for i, f in enumerate(pad):
+        db[i, max(2, round(128 * (1 - f))):] = -80.0
+    db[0] = -80.0  # a silent window
+    got = window_features(db, pad_fraction=pad)
+    np.testing.assert_allclose(got, _window_features_reference(db, pad), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(window_features(db[:5]), _window_features_reference(db[:5], np.zeros(5)),
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_ridge_cv_learns_linear_signal_and_respects_folds():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(80, 10))

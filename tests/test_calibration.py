@@ -142,3 +142,38 @@ def test_calibrate_tutor_picks_the_better_variant_and_writes_the_bundle(miscalib
     # without a window cache: no description, and a stale one is removed
     calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "scratch", 5, None)
     assert not (tmp_path / "tutor" / "domain.npz").exists()
+
+
+def test_calibrate_tutor_auto_chooses_among_every_variant_and_ships_its_heads(miscalibrated, tmp_path):
+    """``auto`` takes the fusion variant when its out-of-fold predictions are the best, and ships its
+    fused head; a variant without one leaves no stale fused head in the bundle."""
+    import pandas as pd
+
+    from crescendai.core.files import write_json
+
+    raw, y = miscalibrated
+    rng = np.random.default_rng(4)
+    ids = {"level": "segment", "set": np.where(np.arange(200) < 160, "oof", "test"), "fold": np.arange(200) % 4,
+           "item": [f"s{i:03d}" for i in range(200)], "performer_id": np.arange(200) % 8, "passage_id": 0}
+    preds = {"ssl": rng.uniform(0.2, 0.9, y.shape), "scratch": raw + rng.normal(0, 0.2, y.shape), "fusion": raw}
+    for variant, pred in preds.items():
+        d = tmp_path / "models" / f"finetune_{variant}"
+        d.mkdir(parents=True)
+        pd.DataFrame({**ids, **dict(zip(columns.LABELS, y.T, strict=True)),
+                      **dict(zip(columns.PREDICTIONS, pred.T, strict=True))}).to_csv(d / "predictions.csv", index=False)
+        (d / "model.pt").write_bytes(variant.encode())
+        config = {"kind": "model", "variant": variant}
+        if variant == "fusion":
+            (d / "fusion_head.npz").write_bytes(b"head")
+            config["fusion_head"] = {"weights": "fusion_head.npz"}
+        write_json(d / "config.json", config)
+    metrics = calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "auto", 5, None)
+    assert metrics["variant"] == "fusion" and set(metrics["cv_median_r"]) == {"ssl", "scratch", "fusion"}
+    assert max(metrics["cv_median_r"], key=metrics["cv_median_r"].get) == "fusion"
+    assert (tmp_path / "tutor" / "fusion_head.npz").read_bytes() == b"head"
+    assert read_json(tmp_path / "tutor" / "config.json")["fusion_head"] == {"weights": "fusion_head.npz"}
+    calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "scratch", 5, None)
+    assert not (tmp_path / "tutor" / "fusion_head.npz").exists()
+    assert (tmp_path / "tutor" / "model.pt").read_bytes() == b"scratch"
+    with pytest.raises(ValueError, match="unknown variant 'mystery'.*ssl, scratch, fusion"):
+        calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "mystery", 5, None)

@@ -108,27 +108,3 @@ def test_best_variant_picks_the_higher_cv_median_r_and_ignores_test(tmp_path):
     bad = write("bad", 1.0, y)  # perfect on test: must not matter
     name, scores = ev.best_variant({"bad": bad, "good": good})
     assert name == "good" and scores["good"] > 0.9 > scores["bad"]
-
-
-def test_stacking_blends_per_dimension_on_the_other_folds_only():
-    from crescendai.evaluate.fusion import blend_weights, stack_predictions
-
-    rng = np.random.default_rng(0)
-    y = rng.uniform(0.2, 0.9, (60, 3))
-    good, noise = y + rng.normal(0, 0.01, y.shape), rng.uniform(0.2, 0.9, y.shape)
-    a = np.column_stack([good[:, 0], noise[:, 1], (good[:, 2] + noise[:, 2]) / 2])
-    b = np.column_stack([noise[:, 0], good[:, 1], noise[:, 2]])
-    w = blend_weights(a, b, y)
-    assert w[0] == 1.0 and w[1] == 0.0 and 0.0 < w[2] <= 1.0
-    folds = np.repeat(np.arange(4), 15)
-    fused, test, w_all = stack_predictions(a, b, y, folds, a[:5], b[:5])
-    np.testing.assert_allclose(w_all, w)
-    np.testing.assert_allclose(fused[:, 0], a[:, 0])
-    np.testing.assert_allclose(test, w * a[:5] + (1 - w) * b[:5])
-    # fold 0's weights never look at fold 0: make head a perfect there only, and it is not trusted there
-    a2, b2 = noise + 1.0, y + rng.normal(0, 0.05, y.shape)  # head a: garbage but on fold 0
-    a2[folds == 0] = y[folds == 0]
-    fused2, _, _ = stack_predictions(a2, b2, y, folds)
-    np.testing.assert_allclose(fused2[folds == 0], b2[folds == 0])
-    f0 = folds == 0
-    assert (blend_weights(a2[f0], b2[f0], y[f0]) == 1.0).all()  # fold 0's own labels would pick head a

@@ -74,6 +74,48 @@ def test_one_pass_equals_librosa_per_feature(fx, name):
         assert np.array_equal(w.db[0], got.db[i]) and np.array_equal(w.pad_mask[0], got.pad_mask[i])
 
 
+def test_mel_from_power_equals_the_full_filterbank_product():
+    S = frontend.stft_power(np.random.default_rng(2).normal(0, 0.1, 22050 * 2).astype(np.float32))
+    full = frontend.mel_filterbank() @ S
+    np.testing.assert_allclose(frontend.mel_from_power(S), full, rtol=1e-5, atol=0)
+
+
+def test_block_size_does_not_change_the_features(fx):
+    """Blocks of any size (reused STFT buffers that grow, the decode running ahead) give the same
+    frames as one block."""
+    ref = frontend.read_recording(fx["stereo44"], block_sec=60.0)
+    for block_sec in (0.3, 1.1):
+        got = frontend.read_recording(fx["stereo44"], block_sec=block_sec)
+        assert got.mel.shape == ref.mel.shape and got.duration_sec == ref.duration_sec
+        np.testing.assert_allclose(got.mel, ref.mel, rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(got.level_db, ref.level_db, atol=1e-4)
+        np.testing.assert_allclose(got.onset, ref.onset, atol=1e-4)
+
+
+def test_read_ahead_keeps_order_raises_in_place_and_closes_its_source():
+    closed = []
+
+    def source(fail_at: int | None):
+        try:
+            for i in range(10):
+                if i == fail_at:
+                    raise ValueError("broken block")
+                yield np.full(3, i, np.float32)
+        finally:
+            closed.append(fail_at)
+
+    assert [int(b[0]) for b in frontend._read_ahead(source(None), depth=2)] == list(range(10))
+    got = []
+    with pytest.raises(ValueError, match="broken block"):
+        for b in frontend._read_ahead(source(4), depth=2):
+            got.append(int(b[0]))
+    assert got == [0, 1, 2, 3]
+    early = frontend._read_ahead(source(-1), depth=2)
+    assert int(next(early)[0]) == 0
+    early.close()  # the consumer stops: the producer is joined and the source closed
+    assert closed == [None, 4, -1]
+
+
 def test_bad_recordings_are_audio_errors_naming_the_file(fx):
     d = fx["dir"]
     silent = write_audio(d / "silent.wav", np.zeros(22050 * 4, np.float32))

@@ -1,14 +1,18 @@
 """Exploratory: heads on the frozen pretrained backbone that the tutor could ship, beside the shipped probe.
 
 Run after `uv run dvc repro` (reads data/features/labelled and models/pretrain); prints the CV median r
+and mean r
 (the labelled non-test segments, the pipeline's performer folds, the pipeline's ridge `fold_models`) of:
 
 - the shipped probe (mean of the last layer's patch tokens per segment);
 - the mean tokens of another layer, and several layers concatenated;
 - a ridge on the segment means of the 30 hand-crafted window features (no std: linear in per-window
   quantities, so a tutor could compute it window by window), and the audio ridge's mean + std;
-- per-dimension stacking of the probe with each (``crescendai.evaluate.fusion``);
-- one ridge on [mean embedding ⊕ mean window features] (window-decomposable: shippable as one Linear).
+- per-dimension stacking of the probe with each (one convex weight per dimension, chosen on the other
+  folds' out-of-fold rows: the pipeline's "fusion" until the shippable concatenation replaced it);
+- one ridge on [mean embedding ⊕ mean window features] (window-decomposable: shippable as one Linear;
+  the pipeline's ``fusion`` variant, ``crescendai.evaluate.fusion``), and the same with the feature
+  block scaled after standardisation (a per-block penalty).
 
     uv run python docs/experiments/probe_variants.py
 
@@ -20,10 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from crescendai.core.ridge import fold_models
+from crescendai.core.ridge import fold_models, make_ridge
 from crescendai.core.stats import median_r
 from crescendai.evaluate.audio_features import window_features
-from crescendai.evaluate.fusion import stack_predictions
 from crescendai.learn.finetune import _pad_mask, _window_tensor, load_labelled, segment_means
 from crescendai.model import load_backbone
 
@@ -42,22 +45,47 @@ def layer_embeddings(backbone, data) -> list[np.ndarray]:
     return [np.concatenate(v) for v in per]
 
 
+WEIGHTS = np.linspace(0.0, 1.0, 11)
+
+
+def stack(a: np.ndarray, b: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+    """Per dimension ``w·a + (1 − w)·b`` [S, D], ``w`` on a grid chosen on the other folds' rows."""
+    fused = np.full(a.shape, np.nan)
+    for k in np.unique(folds):
+        o = folds != k
+        mse = np.stack([((w * a[o] + (1 - w) * b[o] - y[o]) ** 2).mean(0) for w in WEIGHTS])  # (W, D)
+        w = WEIGHTS[np.argmin(mse, axis=0)]
+        fused[folds == k] = w * a[folds == k] + (1 - w) * b[folds == k]
+    return fused
+
+
 def main() -> None:
     torch.set_num_threads(2)
     data = load_labelled("data/features/labelled")
     y, folds, is_test = data.y, data.folds, data.is_test
     keep = ~is_test
 
-    def oof(Z: np.ndarray) -> np.ndarray:
+    def oof(Z: np.ndarray, block_scale: float = 1.0) -> np.ndarray:
+        """Out-of-fold ridge predictions; ``block_scale`` multiplies the standardised columns after
+        the first 256 (the window features beside the embedding)."""
         pred = np.full_like(y, np.nan)
         for k, pipe in fold_models(Z, y, folds, is_test).items():
-            if k >= 0:
+            if k >= 0 and block_scale == 1.0:
                 segs = np.flatnonzero(keep & (folds == k))
                 pred[segs] = pipe.predict(Z[segs])
+        if block_scale != 1.0:
+            scale = np.ones(Z.shape[1])
+            scale[256:] = block_scale
+            for k in np.unique(folds[keep]):
+                fit, segs = keep & (folds != k), keep & (folds == k)
+                mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-12
+                ridge = make_ridge()[-1].fit((Z[fit] - mu) / sd * scale, y[fit])
+                pred[segs] = ridge.predict((Z[segs] - mu) / sd * scale)
         return pred
 
     def show(name: str, pred: np.ndarray) -> None:
-        print(f"{name:<58} {median_r(y[keep], pred[keep]):.3f}")
+        r = [np.corrcoef(y[keep, d], pred[keep, d])[0, 1] for d in range(y.shape[1])]
+        print(f"{name:<58} {median_r(y[keep], pred[keep]):.3f}  {np.nanmean(r):.3f}")
 
     layers = layer_embeddings(load_backbone("models/pretrain").eval(), data)
     seg = [segment_means(e, data.rows) for e in layers]
@@ -65,7 +93,7 @@ def main() -> None:
     f_mean = segment_means(wf, data.rows)
     f_mean_std = np.stack([np.concatenate([wf[r].mean(0), wf[r].std(0)]) for r in data.rows])
     probe, feats, audio = oof(seg[-1]), oof(f_mean), oof(f_mean_std)
-    print(f"{'head (CV median r)':<58} r")
+    print(f"{'head (CV)':<58} median r  mean r")
     show("probe, last layer (shipped)", probe)
     for i in range(len(seg) - 1):
         show(f"probe, layer {i + 1} of {len(seg)}", oof(seg[i]))
@@ -74,9 +102,12 @@ def main() -> None:
     show("ridge, mean + std window features (the audio ridge)", audio)
     for name, other in (("mean window features", feats), ("the audio ridge", audio)):
         fused = np.full_like(y, np.nan)
-        fused[keep] = stack_predictions(probe[keep], other[keep], y[keep], folds[keep])[0]
+        fused[keep] = stack(probe[keep], other[keep], y[keep], folds[keep])
         show(f"stack: probe + {name}", fused)
-    show("one ridge: mean embedding ⊕ mean window features", oof(np.hstack([seg[-1], f_mean])))
+    joint = np.hstack([seg[-1], f_mean])
+    show("one ridge: mean embedding ⊕ mean window features (fusion)", oof(joint))
+    for scale in (0.5, 2.0, 3.0, 5.0):
+        show(f"  the same, feature block ×{scale:g} after standardising", oof(joint, scale))
 
 
 if __name__ == "__main__":

@@ -228,13 +228,19 @@ class EvalParams:
     ridge: bool = True
 
 
+VARIANTS: tuple[str, ...] = ("ssl", "scratch", "fusion")
+"""The fitted variants the tutor may ship (``models/finetune_<variant>``, ``crescendai.evaluate.variants``):
+the frozen pretrained backbone + probe head, the same backbone at random init + the same head, and the
+pretrained embedding ⊕ the hand-crafted audio window features. Ties under ``auto`` go to the first."""
+
+
 @dataclass(frozen=True)
 class CalibrateParams:
     """Isotonic calibration per dimension on validation predictions."""
 
     n_bins: int = field(default=10, metadata=_rng(2, 1000))
-    # the tutor's model: "auto" = the variant with the higher CV (out-of-fold) median r
-    variant: str = field(default="auto", metadata=_choices("auto", "ssl", "scratch"))
+    # the tutor's model: "auto" = the variant with the highest CV (out-of-fold) median r
+    variant: str = field(default="auto", metadata=_choices("auto", *VARIANTS))
 
 
 @dataclass(frozen=True)

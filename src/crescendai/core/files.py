@@ -40,6 +40,13 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w") -> Iterator[IO[A
         raise
 
 
+def copy_atomic(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> None:
+    """Copy the file ``src`` onto ``dst`` through :func:`atomic_write` (``dst``'s folder is created)."""
+    with open(src, "rb") as fin, atomic_write(dst, "wb") as fout:
+        while block := fin.read(1 << 20):
+            fout.write(block)
+
+
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:
     """Atomically write ``obj`` as indented JSON (keys in insertion order)."""
     with atomic_write(path) as f:

@@ -326,13 +326,14 @@ def calibrate_tutor(
 ) -> dict[str, object]:
     """The calibrate stage: pick the tutor's variant, calibrate it, assemble the tutor bundle.
 
-    ``variant`` ``auto`` takes the variant (``ssl`` or ``scratch``, from
-    ``<models_dir>/finetune_<variant>/``) with the higher CV median r (:func:`best_variant`; the test
-    set is never looked at). Fits by :func:`fit_from_predictions`, then writes ``<tutor_dir>/``
-    (``model.pt`` and, when the variant has one, its row head ``teacher_head.pt`` copied from the
-    variant, its ``config.json`` plus ``calibration, source, variant``
-    (and, with ``features``, ``domain`` and ``trained_on``: :func:`training_corpora`)
-    and ``domain``, ``calibration.json``, ``domain.npz``) and ``<plots_dir>/calibration.csv`` / ``.png``.
+    ``variant`` ``auto`` takes, of the variants of :data:`~crescendai.core.config.VARIANTS` present
+    (``<models_dir>/finetune_<variant>/predictions.csv``,
+    :func:`~crescendai.evaluate.variants.variant_dir`), the one with the highest CV median r (:func:`best_variant`; the test set is never looked at). Fits by
+    :func:`fit_from_predictions`, then writes ``<tutor_dir>/``: ``model.pt`` and, where the variant
+    has them, its row head ``teacher_head.pt`` and its fused head ``fusion_head.npz``, copied from the
+    variant; its ``config.json`` plus ``calibration, source, variant`` (and, with ``features``,
+    ``domain`` and ``trained_on``: :func:`training_corpora`); ``calibration.json``, ``domain.npz``;
+    and ``<plots_dir>/calibration.csv`` / ``.png``.
 
     ``domain.npz`` describes the training windows for the tutor's domain check
     (:func:`crescendai.evaluate.domain.fit_from_feature_set`): the non-test labelled windows of the
@@ -346,34 +347,34 @@ def calibrate_tutor(
         reference distances and, per held-out set, its median window percentile and the shares
         flagged unusual / far.
     """
-    import shutil
-
+    from crescendai.core.config import VARIANTS
+    from crescendai.core.files import copy_atomic
+    from crescendai.evaluate.fusion import HEAD_FILE as FUSED_HEAD_FILE
     from crescendai.evaluate.metrics import best_variant, write_csv
+    from crescendai.evaluate.variants import variant_dir
 
-    models = Path(models_dir)
     cv: dict[str, float] = {}
     if variant == "auto":
-        variant, cv = best_variant({v: models / f"finetune_{v}" / "predictions.csv" for v in ("ssl", "scratch")})
-    src = models / f"finetune_{variant}"
+        present = {v: variant_dir(models_dir, v) / "predictions.csv" for v in VARIANTS}
+        present = {v: f for v, f in present.items() if f.is_file()}
+        if not present:
+            raise FileNotFoundError(f"{models_dir}: no finetune_<variant>/predictions.csv for any of "
+                                    f"{', '.join(VARIANTS)}; run `uv run dvc repro` first")
+        variant, cv = best_variant(present)
+    src = variant_dir(models_dir, variant)
     cal, fitted, rows = fit_from_predictions(src / "predictions.csv", n_bins)
     metrics = {"variant": variant, **({"cv_median_r": {k: round(x, 6) for k, x in cv.items()}} if cv else {}),
                **fitted}
 
     out = Path(tutor_dir)
-    out.mkdir(parents=True, exist_ok=True)
-
-    def ship(name: str) -> None:  # copy one file of the variant into the bundle, atomically
-        tmp = out / f".{name}.tmp"
-        shutil.copyfile(src / name, tmp)
-        tmp.replace(out / name)
-
-    ship("model.pt")
     config = read_json(src / "config.json")
     config.update({"calibration": "calibration.json", "source": str(src), "variant": variant})
-    if config.get("teacher_head"):  # the variant's row head (a frozen pretrained backbone's) ships too
-        ship(config["teacher_head"]["weights"])
-    else:
-        (out / TEACHER_HEAD_FILE).unlink(missing_ok=True)
+    copy_atomic(src / "model.pt", out / "model.pt")
+    for key, default in (("teacher_head", TEACHER_HEAD_FILE), ("fusion_head", FUSED_HEAD_FILE)):
+        if config.get(key):  # the variant's extra head ships beside the model
+            copy_atomic(src / config[key]["weights"], out / config[key]["weights"])
+        else:
+            (out / default).unlink(missing_ok=True)
     if features is not None:
         from crescendai.evaluate.domain import fit_from_feature_set
         from crescendai.model import load_model

@@ -1,56 +1,104 @@
-"""Fusion of two heads by stacking their out-of-fold predictions (pure functions).
+"""The fusion variant: the frozen pretrained embedding ⊕ the hand-crafted audio window features, one
+ridge head.
 
-The network head (frozen embedding → ridge) and the hand-crafted audio ridge each keep the penalty
-chosen for their own block; stacking then learns only one convex weight per dimension,
-``fused = w·a + (1 − w)·b`` with ``w`` on a grid in [0, 1]. Why stacking rather than one ridge over
-the concatenated blocks: with ~100 training segments one penalty over 256 embedding and 60 feature
-columns is set by the larger block (the concatenation measured within noise of the features alone),
-and 19 blend weights are all that the out-of-fold predictions can support.
+Per window the head reads ``[embedding (C) ⊕ window_features (30)]``
+(:func:`crescendai.evaluate.audio_features.window_features`, the audio ridge's per-window inputs); a
+segment is the mean of its windows' inputs and the head is the probe head
+(:func:`crescendai.learn.finetune.fit_probe_head`: ``StandardScaler → RidgeCV``, same folds, alpha by
+leave-one-out on each fold's training segments). Because the head is linear in per-window quantities
+it ships as one ``Linear`` over ``C + 30`` inputs (:data:`HEAD_FILE`), and the tutor scores each window
+with the features it already computes for the domain check.
 
-Honest folds: the rows of fold ``k`` are blended with weights chosen on the *other* folds' out-of-fold
-rows only; the test rows with weights chosen on every out-of-fold row. (The base predictions of the
-other folds came from models that saw fold ``k``'s labels — the usual, small, stacking optimism.)
+Why one ridge over the concatenation, and not stacking or a per-block penalty (measured on the default
+corpus, CV median r / mean r over 240 segments, ``uv run python docs/experiments/probe_variants.py``):
+the concatenation 0.37 / 0.43; stacking the probe with the audio ridge per dimension 0.35 / 0.43, and
+the stacked head reads per-segment std features, which no window-level head can compute; the feature
+block scaled ×2 / ×3 / ×5 after standardisation 0.38 / 0.39 / 0.38 median r but 0.40 / 0.41 / 0.42
+mean r: no scale is better on both, so none is tuned (choosing one on these folds would flatter it).
 """
 
 from __future__ import annotations
 
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
 import numpy as np
 
-FUSION = "fusion"
-"""The metrics key prefix of the network ⊕ audio-ridge blend (``fusion_cv`` / ``fusion_test``)."""
-WEIGHTS: np.ndarray = np.linspace(0.0, 1.0, 11)
-"""The candidate weights of the first head."""
+from crescendai.core.files import atomic_write
+from crescendai.evaluate.audio_features import FEATURE_NAMES, window_features
+
+if TYPE_CHECKING:  # the tutor loads the head without the training modules (pandas, the loop)
+    from crescendai.learn.finetune import ProbeFit
+
+HEAD_FILE = "fusion_head.npz"
+"""The fused head beside the model: ``weight`` float32 [19, C + 30], ``bias`` float32 [19]."""
 
 
-def blend_weights(a: np.ndarray, b: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-dimension weight of ``a`` in :data:`WEIGHTS` minimising the MSE of ``w·a + (1−w)·b``
-    against ``y`` (all [S, D], NaN rows ignored) → [D]; ties go to the smaller weight."""
-    ok = np.isfinite(a).all(1) & np.isfinite(b).all(1) & np.isfinite(y).all(1)
-    a, b, y = a[ok], b[ok], y[ok]
-    if len(y) == 0:
-        return np.full(y.shape[1], 0.5)
-    mse = np.stack([((w * a + (1 - w) * b - y) ** 2).mean(0) for w in WEIGHTS])  # (W, D)
-    return WEIGHTS[np.argmin(mse, axis=0)]
+@dataclass(frozen=True)
+class FusedHead:
+    """The fused head: scores [N, 19] = ``[embedding ⊕ window features] @ weight.T + bias``.
 
-
-def stack_predictions(a_oof: np.ndarray, b_oof: np.ndarray, y: np.ndarray, folds: np.ndarray,
-                      a_test: np.ndarray | None = None, b_test: np.ndarray | None = None
-                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """Blend two heads' predictions (see the module docstring).
-
-    Args:
-        a_oof, b_oof: [S, D] out-of-fold predictions of the two heads on the same segments.
-        y: [S, D] labels. folds: [S] the fold of each segment.
-        a_test, b_test: optional [T, D] test predictions.
-
-    Returns:
-        (fused out-of-fold [S, D], fused test [T, D] or None, the test weights [D]).
+    Attributes:
+        weight: float32 [19, C + F]; bias: float32 [19]; embedding_dim: C.
+        features: the window feature names, in input order (:data:`FEATURE_NAMES`).
     """
-    fused = np.full(np.shape(a_oof), np.nan)
-    for k in np.unique(folds):
-        held = folds == k
-        w = blend_weights(a_oof[~held], b_oof[~held], y[~held])
-        fused[held] = w * a_oof[held] + (1 - w) * b_oof[held]
-    w_all = blend_weights(a_oof, b_oof, y)
-    test = None if a_test is None or b_test is None else w_all * a_test + (1 - w_all) * b_test
-    return fused, test, w_all
+
+    weight: np.ndarray
+    bias: np.ndarray
+    embedding_dim: int
+    features: tuple[str, ...] = FEATURE_NAMES
+
+    def entry(self) -> dict[str, object]:
+        """What ``config.json`` keeps under ``fusion_head``."""
+        return {"weights": HEAD_FILE, "embedding_dim": self.embedding_dim, "features": list(self.features)}
+
+
+def fusion_inputs(embedding: np.ndarray, windows: np.ndarray, pad_fraction: np.ndarray) -> np.ndarray:
+    """Per-window inputs of the fused head: embeddings float [W, C] ⊕ the window features of the dB
+    windows [W, 128, 128] (``pad_fraction`` [W]) → float32 [W, C + 30]."""
+    return np.hstack([np.asarray(embedding, np.float32), window_features(windows, pad_fraction)])
+
+
+def fit_fusion(backbone, data, device: str = "cpu") -> tuple[ProbeFit, FusedHead]:
+    """Fit the fused head on a labelled set (``crescendai.learn.finetune.LabelledSet``): every window
+    embedded by the frozen ``backbone`` (eval mode) ⊕ its window features, then
+    :func:`~crescendai.learn.finetune.fit_probe_head` on the same folds as the other variants."""
+    import torch
+
+    from crescendai.learn.finetune import fit_probe_head, window_embeddings
+
+    emb = window_embeddings(backbone, data, torch.device(device))  # (W, C)
+    rows = data.index["row"].to_numpy()
+    fit = fit_probe_head(fusion_inputs(emb, data.windows[rows], data.pad_fraction), data)
+    return fit, FusedHead(fit.weight, fit.bias, int(emb.shape[1]))
+
+
+def save_fused_head(head: FusedHead, folder: str | os.PathLike[str]) -> dict[str, object]:
+    """Write ``<folder>/fusion_head.npz`` atomically; return its ``config.json`` entry."""
+    with atomic_write(Path(folder) / HEAD_FILE, "wb") as f:
+        np.savez(f, weight=np.asarray(head.weight, np.float32), bias=np.asarray(head.bias, np.float32))
+    return head.entry()
+
+
+def load_fused_head(folder: str | os.PathLike[str], entry: dict[str, object]) -> FusedHead:
+    """The head that :func:`save_fused_head` wrote into ``folder`` (described by ``entry``).
+
+    Raises:
+        ValueError: the file is missing or unreadable, or does not fit the entry or this version's
+            window features (names the file and the fix).
+    """
+    p = Path(folder) / str(entry.get("weights", HEAD_FILE))
+    fix = "re-run `uv run dvc repro`"
+    try:
+        with np.load(p) as z:
+            weight, bias = z["weight"].astype(np.float32), z["bias"].astype(np.float32)
+        dim, names = int(entry["embedding_dim"]), tuple(entry["features"])
+    except (OSError, KeyError, TypeError, ValueError) as err:
+        raise ValueError(f"{p}: cannot load the fused head ({type(err).__name__}: {err}); {fix}") from None
+    if names != FEATURE_NAMES:
+        raise ValueError(f"{p}: fitted on other window features than this version computes; {fix}")
+    if weight.shape != (len(bias), dim + len(names)):
+        raise ValueError(f"{p}: weight of shape {weight.shape} does not fit {dim} + {len(names)} inputs; {fix}")
+    return FusedHead(weight, bias, dim, names)

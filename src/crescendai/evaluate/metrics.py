@@ -421,11 +421,9 @@ def evaluate_variant(
 ) -> dict[str, object]:
     """Metrics of one variant: ``cv`` (out-of-fold segments), ``test``, ``windows`` and, with
     ``ridge``, the ridge peers on the same segments and folds (``<peer>_cv`` / ``<peer>_test`` for
-    each peer of :data:`crescendai.evaluate.ridge.PEERS` that the data allows) and the fusion of the
-    network with the audio ridge (``fusion_cv`` / ``fusion_test``, :mod:`crescendai.evaluate.fusion`).
+    each peer of :data:`crescendai.evaluate.ridge.PEERS` that the data allows).
     Writes ``<plots_dir>/eval_<variant>_per_dim.csv``, ``_scatter.csv`` and ``_scatter.png``."""
-    from crescendai.evaluate.fusion import FUSION, stack_predictions
-    from crescendai.evaluate.ridge import AUDIO_RIDGE, PEERS, ridge_baselines
+    from crescendai.evaluate.ridge import PEERS, ridge_baselines
 
     df = read_predictions(predictions_path)
     oof, test = segment_rows(df, "oof"), segment_rows(df, "test")
@@ -440,14 +438,6 @@ def evaluate_variant(
         out[f"{name}_cv"] = _summ(oof, p_oof, n_boot, ci, seed)
         if has_test:
             out[f"{name}_test"] = _summ(test, p_test, n_boot, ci, seed)
-    if AUDIO_RIDGE in peers:  # the network ⊕ the audio ridge, stacked on the same folds
-        a_oof, a_test = peers[AUDIO_RIDGE]
-        f_oof, f_test, w = stack_predictions(_scores(oof), a_oof, _labels(oof), oof["fold"].to_numpy(),
-                                             _scores(test) if has_test else None, a_test if has_test else None)
-        out[f"{FUSION}_cv"] = _summ(oof, f_oof, n_boot, ci, seed)
-        if has_test:
-            out[f"{FUSION}_test"] = _summ(test, f_test, n_boot, ci, seed)
-        out[f"{FUSION}_network_weight"] = {k: _r(w[d]) for d, k in enumerate(KEYS)}
     yt, yp = _labels(oof), _scores(oof)
     rows = per_dim_table(yt, yp, oof["passage_id"].to_numpy())
     r = {"test": pearson_per_dim(_labels(test), _scores(test)) if has_test else None,
@@ -514,7 +504,8 @@ def compare_variants(
     """SSL vs scratch on the same segments: median-r gain with paired bootstrap CIs (segments and
     performers), one-sided p, per-dimension r deltas; also each variant vs the ridge peers
     (:data:`crescendai.evaluate.ridge.PEERS`, those present) when the eval metrics (``eval_paths``: variant → its metrics file) hold
-    them. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
+    them, and every other variant in ``eval_paths`` (e.g. ``fusion``) beside them: its CV median r and
+    its margin over each peer. Writes ``<plots_dir>/per_dim_r.csv`` and ``per_dim_r.png``."""
     from crescendai.core.files import read_json
     from crescendai.evaluate.ridge import PEERS
 
@@ -530,21 +521,29 @@ def compare_variants(
                 r_ssl, r_scratch = per_dim_r
     if "cv" not in out:
         raise ValueError(f"{ssl_predictions} and {scratch_predictions} share fewer than 3 out-of-fold segments")
+    def per_dim_r(block: dict) -> np.ndarray:
+        return np.array([np.nan if block["per_dim"][k]["r"] is None else block["per_dim"][k]["r"] for k in KEYS])
+
     peers = {peer: np.full(N_DIMS, np.nan) for peer in PEERS}
     ev = {k: read_json(p) for k, p in (eval_paths or {}).items() if Path(p).is_file()}
+    others = {v: per_dim_r(m["cv"]) for v, m in ev.items() if v not in ("ssl", "scratch")}
+    for v, m in ev.items():
+        if v in others:
+            out[f"median_r_{v}_cv"] = m["cv"]["median_r"]
     for peer in peers:
         rc = ev.get("ssl", {}).get(f"{peer}_cv")
         if rc is None:
             continue
-        peers[peer] = np.array([np.nan if rc["per_dim"][k]["r"] is None else rc["per_dim"][k]["r"] for k in KEYS])
+        peers[peer] = per_dim_r(rc)
         out[f"median_r_{peer}_cv"] = rc["median_r"]
-        for v in ("ssl", "scratch"):
-            if v in ev and ev[v]["cv"]["median_r"] is not None and rc["median_r"] is not None:
-                out[f"{v}_minus_{peer}_cv"] = _r(ev[v]["cv"]["median_r"] - rc["median_r"])
+        for v, m in ev.items():
+            if m["cv"]["median_r"] is not None and rc["median_r"] is not None:
+                out[f"{v}_minus_{peer}_cv"] = _r(m["cv"]["median_r"] - rc["median_r"])
     rows = [{"dim": d, "key": k, "ssl": float(r_ssl[d]), "scratch": float(r_scratch[d]),
+             **{v: float(r[d]) for v, r in others.items()},
              **{peer: float(r[d]) for peer, r in peers.items()}} for d, k in enumerate(KEYS)]
     write_csv(Path(plots_dir) / "per_dim_r.csv", rows)
-    bars = {"ssl": r_ssl, "scratch": r_scratch,
+    bars = {"ssl": r_ssl, "scratch": r_scratch, **others,
             **{label: peers[peer] for peer, label in PEERS.items() if np.isfinite(peers[peer]).any()}}
     plot_per_dim_bars(Path(plots_dir) / "per_dim_r.png", bars)
     return out

@@ -25,8 +25,9 @@ embeddings, and a ``StandardScaler → RidgeCV`` head (``crescendai.core.ridge``
 is fitted on the same folds (alpha by leave-one-out on the training segments of each fold only).
 The mean is the pooling because a linear head commutes with it: the head applied to each window and
 averaged is exactly the segment prediction, so the shipped model scores windows with one ``Linear``
-(scaler folded in) and the tutor's timeline is the same head. The segment embeddings are written
-beside the model (``embeddings.npz``) for the fusion with the hand-crafted features.
+(scaler folded in) and the tutor's timeline is the same head. :func:`fit_probe_head` fits that head on
+any per-window inputs (the fusion variant, ``crescendai.evaluate.fusion``, on the embedding ⊕ the
+hand-crafted window features). The segment embeddings are written beside the model (``embeddings.npz``).
 ``mode: full`` is the end-to-end recipe below (for GPUs).
 
 Cross-validation (performer-level folds from the manifest; fixed test set never trained on):
@@ -636,18 +637,40 @@ def segment_means(emb: np.ndarray, rows: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([emb[r].mean(axis=0) for r in rows])
 
 
-def run_probe_head(backbone: torch.nn.Module, data: LabelledSet, device: torch.device) -> FinetuneResult:
-    """``mode: probe``: the frozen ``backbone`` + a ridge head per CV fold and a final one on every
-    non-test segment (see the module docstring). The result's model is the backbone with the final
-    head folded into a linear regression head (unbounded, no LayerNorm); ``summary["embeddings"]`` holds
-    the segment embeddings [S, C] and their items for the fusion."""
-    from crescendai.core.ridge import fold_models, linear_weights
-    from crescendai.model import HeadsConfig, Model
+@dataclass
+class ProbeFit:
+    """A ridge head fitted on per-window inputs by :func:`fit_probe_head`.
 
-    t0 = time.perf_counter()
-    emb = window_embeddings(backbone.to(device), data, device)  # (W, C)
-    Z, y, folds, is_test = segment_means(emb, data.rows), data.y, data.folds, data.is_test
+    Attributes:
+        predictions: the ``predictions.csv`` rows (segments and windows, ``oof`` and ``test``).
+        history: one row per run (``fold<k>``, ``final``): training MSE, selection median r, alpha.
+        weight: float32 [19, F], bias: float32 [19]: the final head (scaler folded in) on the inputs.
+        segment_inputs: float32 [S, F], the segment means of the inputs (``data.segments`` order).
+        folds: the CV folds that were scored out of fold.
+    """
+
+    predictions: pd.DataFrame
+    history: pd.DataFrame
+    weight: np.ndarray
+    bias: np.ndarray
+    segment_inputs: np.ndarray
+    folds: list[int]
+
+
+def fit_probe_head(inputs: np.ndarray, data: LabelledSet) -> ProbeFit:
+    """The probe head on any per-window inputs (see the module docstring): each segment is the mean
+    of its windows' ``inputs`` (float [W, F], rows in ``data.index`` order), a ridge head is fitted per
+    CV fold and once on every non-test segment, and every window is scored by the head of its fold.
+
+    Raises:
+        ValueError: fewer than two non-test segments.
+    """
+    from crescendai.core.ridge import fold_models, linear_weights
+
+    Z, y, folds, is_test = segment_means(inputs, data.rows), data.y, data.folds, data.is_test
     models = fold_models(Z, y, folds, is_test)
+    if -1 not in models:
+        raise ValueError("finetune: the probe head needs at least 2 non-test segments")
     frames, history = [], []
     for k, pipe in sorted(models.items(), key=lambda kv: (kv[0] < 0, kv[0])):
         segs = np.flatnonzero(is_test if k < 0 else ~is_test & (folds == k))
@@ -655,27 +678,40 @@ def run_probe_head(backbone: torch.nn.Module, data: LabelledSet, device: torch.d
         if len(segs) == 0:
             continue
         pos = np.concatenate([data.rows[s] for s in segs])
-        w = pipe.predict(emb[pos]).astype(np.float32)
+        w = pipe.predict(inputs[pos]).astype(np.float32)
         frames.append(_pred_frame(data, segs, pipe.predict(Z[segs]), {"scores": w, "local": w}, pos,
                                   "test" if k < 0 else "oof", k))
         history.append({"run": "final" if k < 0 else f"fold{k}",
                         "train_loss": float(np.mean((pipe.predict(Z[fit]) - y[fit]) ** 2)),
                         "select_score": np.nan if k < 0 else median_r(y[segs], pipe.predict(Z[segs])),
                         "alpha": float(pipe[-1].alpha_)})
-    if -1 not in models:
-        raise ValueError("finetune: the probe head needs at least 2 non-test segments")
     W, b = linear_weights(models[-1])
+    return ProbeFit(pd.concat(frames, ignore_index=True), pd.DataFrame(history), W, b, Z.astype(np.float32),
+                    sorted(k for k in models if k >= 0))
+
+
+def run_probe_head(backbone: torch.nn.Module, data: LabelledSet, device: torch.device) -> FinetuneResult:
+    """``mode: probe``: the frozen ``backbone`` + :func:`fit_probe_head` on its window embeddings. The
+    result's model is the backbone with the final head folded into a linear regression head
+    (unbounded, no LayerNorm); its ``embeddings`` are the segment embeddings [S, C] and their items."""
+    from crescendai.model import HeadsConfig, Model
+
+    t0 = time.perf_counter()
+    emb = window_embeddings(backbone.to(device), data, device)  # (W, C)
+    fit = fit_probe_head(emb, data)
     model = Model(backbone, HeadsConfig(regression=True, hidden=0, bounded=False, norm=False))
     with torch.no_grad():
-        model.heads["regression"].net[-1].weight.copy_(torch.from_numpy(W))
-        model.heads["regression"].net[-1].bias.copy_(torch.from_numpy(b))
-    summary = {"mode": "probe", "folds": sorted(k for k in models if k >= 0), "alphas": [h["alpha"] for h in history],
+        model.heads["regression"].net[-1].weight.copy_(torch.from_numpy(fit.weight))
+        model.heads["regression"].net[-1].bias.copy_(torch.from_numpy(fit.bias))
+    is_test = data.is_test
+    summary = {"mode": "probe", "folds": fit.folds,
+               "alphas": [float(a) for a in fit.history["alpha"]],
                "n_train_segments": int((~is_test).sum()), "n_test_segments": int(is_test.sum()),
-               "embedding_dim": int(Z.shape[1]), "device": str(device)}
-    log.info("probe head: %d windows embedded, %d segments, alphas %s, %.1f s", len(emb), len(Z),
+               "embedding_dim": int(emb.shape[1]), "device": str(device)}
+    log.info("probe head: %d windows embedded, %d segments, alphas %s, %.1f s", len(emb), len(data.rows),
              summary["alphas"], time.perf_counter() - t0)
-    return FinetuneResult(model.eval(), pd.concat(frames, ignore_index=True), pd.DataFrame(history), summary,
-                          (Z.astype(np.float32), data.segments["item"].to_numpy(str)))
+    return FinetuneResult(model.eval(), fit.predictions, fit.history, summary,
+                          (fit.segment_inputs, data.segments["item"].to_numpy(str)))
 
 
 def segment_pooling(cfg: FinetuneParams) -> str:

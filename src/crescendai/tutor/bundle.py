@@ -69,7 +69,8 @@ class Bundle:
 
 def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int = 0) -> Bundle:
     """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``, ``domain.npz``,
-    ``teacher_head.pt``: the row head that tells what was played where, when the bundle has one)
+    ``teacher_head.pt``: the row head that tells what was played where, and ``fusion_head.npz``: the
+    head over the embedding ⊕ the window features of the fusion variant, when the bundle has them)
     onto ``device``; ``seed`` seeds the scorer's MC-dropout draws
     (:class:`~crescendai.tutor.scorer.TorchScorer`).
 
@@ -115,11 +116,42 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
     config = read_json(p / "config.json") if (p / "config.json").is_file() else {}
     entry = config.get("teacher_head") or None
     teacher = load_teacher_head(p, entry, map_location=device) if entry else None
+    window_features = None
+    if config.get("fusion_head"):  # the fusion variant: its head reads the embedding ⊕ window features
+        head, window_features = fused_scoring(p, config["fusion_head"], getattr(backbone, "dim", None))
     scorer = TorchScorer(backbone, head, device=device, seed=seed,
-                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1), teacher_head=teacher)
+                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1), teacher_head=teacher,
+                         window_features=window_features)
     return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info, domain=domain,
                   trained_on=[str(c) for c in config.get("trained_on", [])],
                   heard_quality=dict(entry.get("quality", {})) if entry else {})
+
+
+def fused_scoring(folder: Path, entry: dict, embedding_dim: int | None):
+    """(head, window-feature function) of a fusion bundle: a torch ``Linear`` over
+    ``[embedding ⊕ window features]`` from ``fusion_head.npz``, and
+    :func:`crescendai.evaluate.audio_features.window_features`.
+
+    Raises:
+        ModelError: the file is missing, unreadable or fitted for another model (names it and the fix).
+    """
+    import torch
+
+    from crescendai.evaluate.audio_features import window_features
+    from crescendai.evaluate.fusion import load_fused_head
+
+    try:
+        fused = load_fused_head(folder, entry)
+    except ValueError as err:
+        raise ModelError(str(err)) from None
+    if embedding_dim is not None and fused.embedding_dim != int(embedding_dim):
+        raise ModelError(f"{folder / str(entry.get('weights'))}: fitted on embeddings of width "
+                         f"{fused.embedding_dim} but the model's are {embedding_dim}; re-run `uv run dvc repro`")
+    head = torch.nn.Linear(fused.weight.shape[1], fused.weight.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.from_numpy(fused.weight))
+        head.bias.copy_(torch.from_numpy(fused.bias))
+    return head.eval(), window_features
 
 
 def load_domain(path: Path, embedding_dim: int | None = None) -> DomainModel:

@@ -16,6 +16,12 @@ resulting :class:`FrameFeatures`:
 So a 10-minute file is decoded and resampled once, transformed once, and held as ~13 MB of mel
 frames (60 minutes: ~80 MB), never as samples.
 
+Speed (10 minutes: ~0.4 s on two cores, 0.6 s before): a background thread decodes the next
+blocks while the current one is transformed (:func:`_read_ahead`; soundfile and soxr release the
+GIL), the STFT writes into buffers reused from block to block (:class:`_StftWorkspace`), and the
+mel product multiplies only the bins where the filters are nonzero (:func:`mel_from_power`, 7 % of
+the dense product; equal to it up to float32 summation order).
+
 The arithmetic is librosa's, written in NumPy so that the tutor does not import librosa (whose
 numba kernels compile at import, several seconds on a cold start): :func:`stft_power` equals
 ``np.abs(librosa.stft(y, center=False)) ** 2``, :func:`mel_filterbank` equals
@@ -27,7 +33,10 @@ log-mel; ``tests/test_frontend.py`` holds each to librosa. Chroma (score alignme
 
 from __future__ import annotations
 
+import contextlib
 import os
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -133,14 +142,47 @@ def stft_power(y: np.ndarray) -> np.ndarray:
     """float32 [1025, n] power spectrum of every whole frame of ``y`` (no centring; frame k covers
     ``y[512·k : 512·k + 2048]``): ``np.abs(librosa.stft(y, n_fft=2048, hop_length=512,
     center=False)) ** 2``. ``y`` must hold at least 2048 samples."""
-    frames = sliding_window_view(np.asarray(y, np.float32), N_FFT)[::HOP_LENGTH]  # (n, 2048) view
-    spec = np.fft.rfft(frames * _window(), axis=-1).astype(np.complex64)  # (n, 1025)
-    return (np.abs(spec) ** 2).T  # (1025, n), Fortran order like librosa's
+    return _StftWorkspace().power(y).T  # (1025, n), Fortran order like librosa's
 
 
 @lru_cache(maxsize=1)
 def _window() -> np.ndarray:
     return hann_periodic(N_FFT)
+
+
+class _StftWorkspace:
+    """The buffers of :func:`stft_power`'s arithmetic, kept from one block to the next.
+
+    A pass over a long file transforms a few hundred blocks; allocating the windowed frames
+    (float64), both spectra (complex128, complex64) and the power (float32), several MB each, anew
+    for every block costs more in page faults than the FFT itself. The values are those of
+    :func:`stft_power` bit for bit (same dtypes, same operations, only written into reused arrays).
+    """
+
+    def __init__(self) -> None:
+        self._capacity = 0
+
+    def _reserve(self, n: int) -> None:
+        if n > self._capacity:
+            self._capacity = n
+            self._frames = np.empty((n, N_FFT), np.float64)
+            self._spec = np.empty((n, N_FFT // 2 + 1), np.complex128)
+            self._spec32 = np.empty((n, N_FFT // 2 + 1), np.complex64)
+            self._power = np.empty((n, N_FFT // 2 + 1), np.float32)
+
+    def power(self, y: np.ndarray) -> np.ndarray:
+        """float32 [n, 1025] power of every whole frame of ``y`` (frame k = ``y[512·k : 512·k +
+        2048]``, periodic Hann, ``n`` ≥ 1): the transpose of :func:`stft_power`. The result is a
+        view of the workspace, overwritten by the next call."""
+        frames = sliding_window_view(np.asarray(y, np.float32), N_FFT)[::HOP_LENGTH]  # (n, 2048) view
+        n = frames.shape[0]
+        self._reserve(n)
+        windowed = np.multiply(frames, _window(), out=self._frames[:n])  # float64, as float32 · float64
+        spec = np.fft.rfft(windowed, axis=-1, out=self._spec[:n])
+        spec32 = self._spec32[:n]
+        np.copyto(spec32, spec, casting="same_kind")  # = spec.astype(complex64)
+        power = np.abs(spec32, out=self._power[:n])
+        return np.square(power, out=power)
 
 
 def power_to_db(S: np.ndarray) -> np.ndarray:
@@ -157,6 +199,30 @@ def onset_flux(mel_db: np.ndarray, prev: np.ndarray | None) -> np.ndarray:
     S = np.hstack([mel_db[:, :1] if prev is None else prev, mel_db])
     flux = np.maximum(0.0, S[:, 1:] - S[:, :-1])  # (128, n), C order: bands summed in order
     return flux.mean(axis=0).astype(np.float32)
+
+
+@lru_cache(maxsize=1)
+def _mel_groups() -> tuple[tuple[int, int, int, int], ...]:
+    """(first band, end band, first bin, end bin) of the mel filters in groups of 8 bands: every
+    nonzero weight of a group's filters lies in its bins (7 % of the filterbank's [128, 1025])."""
+    nonzero = mel_filterbank() != 0
+    groups = []
+    for b0 in range(0, N_MELS, 8):
+        cols = np.flatnonzero(nonzero[b0: b0 + 8].any(axis=0))
+        lo, hi = (int(cols[0]), int(cols[-1]) + 1) if cols.size else (0, 1)
+        groups.append((b0, min(b0 + 8, N_MELS), lo, hi))
+    return tuple(groups)
+
+
+def mel_from_power(S: np.ndarray) -> np.ndarray:
+    """float32 [128, n] mel power of power spectra ``S`` float32 [1025, n]: ``mel_filterbank() @ S``,
+    multiplied only over the bins where each group of filters is nonzero (the products and sums of
+    the full product less its zero terms, so equal to it up to float32 summation order)."""
+    fb = mel_filterbank()
+    mel = np.empty((N_MELS, S.shape[1]), np.float32)
+    for b0, b1, lo, hi in _mel_groups():
+        mel[b0:b1] = fb[b0:b1, lo:hi] @ S[lo:hi]
+    return mel
 
 
 # ------------------------------------------------------------------------------------------
@@ -194,7 +260,7 @@ def read_recording(
             c = librosa.feature.chroma_stft(S=S, sr=SAMPLE_RATE, n_fft=N_FFT, tuning=0.0)
             return c.astype(np.float32)
 
-    fb = mel_filterbank()
+    workspace = _StftWorkspace()
     levels: list[np.ndarray] = []
     onsets: list[np.ndarray] = []
     chromas: list[np.ndarray] = []
@@ -212,9 +278,9 @@ def read_recording(
         n = 0 if buf.size < N_FFT else 1 + (buf.size - N_FFT) // HOP_LENGTH
         if n == 0:
             return buf
-        S = stft_power(buf[: (n - 1) * HOP_LENGTH + N_FFT])  # (1025, n)
+        S = workspace.power(buf[: (n - 1) * HOP_LENGTH + N_FFT]).T  # (1025, n), reused buffer
         levels.append(power_to_db(S.sum(axis=0)))
-        mel = fb @ S  # (128, n)
+        mel = mel_from_power(S)  # (128, n)
         mel_db = power_to_db(mel)
         onsets.append(onset_flux(mel_db, prev[0]))
         prev[0] = mel_db[:, -1:]
@@ -228,14 +294,16 @@ def read_recording(
             chromas.append(chroma_fn(S))
         return buf[n * HOP_LENGTH:]
 
-    for block in stream_audio(path, block_sec=block_sec):
-        if not np.all(np.isfinite(block)):
-            check_waveform(block, source=path)  # raises, naming the file
-        nonzero = nonzero or bool(np.any(block))
-        total += block.size
-        if keep_audio:
-            kept.append(block)
-        buf = consume(np.concatenate([buf, block]))
+    # the next blocks decode while this one is transformed; closing stops the decoder on any exit
+    with contextlib.closing(_read_ahead(stream_audio(path, block_sec=block_sec))) as blocks:
+        for block in blocks:
+            if not np.all(np.isfinite(block)):
+                check_waveform(block, source=path)  # raises, naming the file
+            nonzero = nonzero or bool(np.any(block))
+            total += block.size
+            if keep_audio:
+                kept.append(block)
+            buf = consume(np.concatenate([buf, block]))
     _check_stream_summary(total, nonzero, min_duration_sec, path)
     consume(np.concatenate([buf, np.zeros(N_FFT // 2, np.float32)]))
     T = 1 + total // HOP_LENGTH
@@ -247,6 +315,55 @@ def read_recording(
         mel=mel_buf[0][: min(T, n_mel[0])],
         audio=np.concatenate(kept) if keep_audio else None,
     )
+
+
+def _read_ahead(blocks: Iterator[np.ndarray], depth: int = 4) -> Iterator[np.ndarray]:
+    """The items of ``blocks`` in order, produced by a background thread up to ``depth`` ahead.
+
+    Decoding and resampling (soundfile, soxr) release the GIL, so on two cores the next blocks are
+    decoded while this thread transforms the current one. An exception raised by ``blocks`` is
+    raised here, after the items before it. However the caller stops (exhausted, an exception, or
+    closing this generator early), the producer is stopped and joined, and ``blocks`` closed (so the
+    file is closed), before this generator finishes.
+    """
+    items: queue.Queue[tuple[bool, object]] = queue.Queue(maxsize=depth)  # (is_last, item or error)
+    stop = threading.Event()
+
+    def put(entry: tuple[bool, object]) -> bool:
+        while not stop.is_set():
+            try:
+                items.put(entry, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for block in blocks:
+                if not put((False, block)):
+                    return
+            put((True, None))
+        except BaseException as err:  # handed to the consumer, raised there
+            put((True, err))
+        finally:
+            close = getattr(blocks, "close", None)
+            if close is not None:
+                close()
+
+    worker = threading.Thread(target=produce, name="crescendai-decode", daemon=True)
+    worker.start()
+    try:
+        while True:
+            last, item = items.get()
+            if last:
+                if isinstance(item, BaseException):
+                    raise item
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        stop.set()
+        worker.join()
 
 
 def _expected_frames(path: str | os.PathLike[str]) -> int:

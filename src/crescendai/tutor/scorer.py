@@ -42,12 +42,15 @@ class ScoreBatch:
         heard: float32 [B, rows, K] in [0, 1], the performance teacher's row head on the same pass
             (``sigmoid`` of its logits, ``crescendai.data.teacher`` layout: what was played where),
             or None when the bundle has no such head.
+        features: float32 [B, 30], the hand-crafted window features a fused head read
+            (``crescendai.evaluate.audio_features``; the domain check reuses them), or None.
     """
 
     mean: np.ndarray
     std: np.ndarray
     embedding: np.ndarray | None = None
     heard: np.ndarray | None = None
+    features: np.ndarray | None = None
 
 
 class Scorer(Protocol):
@@ -74,7 +77,9 @@ def pool_saliency(gx: np.ndarray) -> np.ndarray:
 
 class TorchScorer:
     """A :class:`Scorer` over a torch ``backbone`` (db [B,128,128] → features [B,D]) and a
-    ``head`` (features → raw scores [B,19]).
+    ``head`` (features → raw scores [B,19]). With ``window_features`` (db [B,128,128], pad fraction
+    [B] → float32 [B,F]) the head reads ``[features ⊕ window_features]`` [B, D+F] (the fusion
+    variant); the saliency then follows the backbone's part (the window features are constants to it).
 
     :meth:`score` runs the backbone once per window in eval + inference mode (its features are
     returned as :attr:`ScoreBatch.embedding`); MC dropout then runs the head ``mc_samples`` times
@@ -99,9 +104,11 @@ class TorchScorer:
         seed: int = 0,
         max_batch: int = 16,
         teacher_head=None,
+        window_features=None,
     ) -> None:
         import torch
 
+        self.window_features = window_features
         self.teacher_head = None if teacher_head is None else teacher_head.to(device).eval()
         self.backbone = backbone.to(device).eval()
         self.head = head.to(device).eval()
@@ -142,18 +149,30 @@ class TorchScorer:
                 parts.append(f)
                 heard.append(h)
             feats = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, D)
-            mean = self.head(feats).float().cpu().numpy()  # (B, 19)
-            std = self._mc_std(feats, mc_samples)
+            wf = self._window_features(db, pad_mask)  # (B, F) or None
+            inputs = feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1)
+            mean = self.head(inputs).float().cpu().numpy()  # (B, 19)
+            std = self._mc_std(inputs, mc_samples)
             rows = None if heard[0] is None else torch.cat(heard).float().cpu().numpy()
         return ScoreBatch(mean=mean.astype(np.float32), std=std, embedding=feats.float().cpu().numpy(),
-                          heard=rows)
+                          heard=rows, features=wf)
+
+    def _window_features(self, db: np.ndarray, pad_mask: np.ndarray | None) -> np.ndarray | None:
+        """float32 [B, F] window features of the fused head, or None without one."""
+        if self.window_features is None:
+            return None
+        pad = np.zeros(len(db)) if pad_mask is None else np.asarray(pad_mask, bool).mean(axis=1)
+        return np.asarray(self.window_features(db, pad), np.float32)
 
     def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
                  ) -> np.ndarray:
         import torch
 
-        x = torch.as_tensor(np.asarray(db, np.float32), device=self.device).requires_grad_(True)
-        out = self.head(self._features(x, pad_mask, heard=False)[0])  # (B, 19)
+        db = np.asarray(db, np.float32)
+        x = torch.as_tensor(db, device=self.device).requires_grad_(True)
+        feats = self._features(x, pad_mask, heard=False)[0]  # (B, D)
+        wf = self._window_features(db, pad_mask)
+        out = self.head(feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1))
         w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
         (grad,) = torch.autograd.grad((out * w).sum(), x)
         return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)

@@ -181,7 +181,8 @@ def score_windows(
             if b.heard is not None:
                 parts["heard"].append(b.heard.astype(np.float16))
             if domain is not None:
-                chk = assess_windows(domain, b.embedding, window_features(w.db[sl], w.pad_fraction[sl]))
+                wf = b.features if b.features is not None else window_features(w.db[sl], w.pad_fraction[sl])
+                chk = assess_windows(domain, b.embedding, wf)
                 parts["pct"].append(chk.percentile)
                 parts["ratio"].append(chk.ratio)
         parts["start"].append(w.start_sec)
