@@ -38,6 +38,7 @@ BENCHES: tuple[Bench, ...] = (
     Bench("preprocess", "preprocess_speed.py", "preprocessing vs naive librosa loop"),
     Bench("backbone", "backbone_speed.py", "backbone vs transformers AST"),
     Bench("analyze", "analyze_speed.py", "analysis time and memory (2 cores)", (), ("--no-long",)),
+    Bench("hop", "hop_tradeoff.py", "analysis at a 2-s window hop vs 1 s (not the default)", (), ("--repeats", "1")),
 )
 
 

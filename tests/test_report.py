@@ -129,3 +129,11 @@ def test_the_report_shows_what_the_model_heard(tmp_path):
     broken["heard"]["pedal"] = broken["heard"]["pedal"][:-1]
     with pytest.raises(SchemaError, match="report.heard.pedal"):
         validate_report(broken)
+
+
+def test_validation_phrase_never_rounds_up_to_the_threshold():
+    from crescendai.tutor.report.text import validation_phrase
+
+    assert validation_phrase({"validation_r": 0.195}) == "r 0.19"
+    assert validation_phrase({"validation_r": -0.048}) == "r -0.05"
+    assert validation_phrase({"validation_r": None}) == "r unknown"

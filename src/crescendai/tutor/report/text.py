@@ -3,6 +3,7 @@ always say the same thing)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 
@@ -35,9 +36,10 @@ def bars_phrase(rep: dict[str, Any]) -> str:
 
 
 def validation_phrase(overall: dict[str, Any]) -> str:
-    """"r 0.12", or "r unknown" when it could not be measured."""
+    """"r 0.12", or "r unknown" when it could not be measured. Rounded down, so that an r just under
+    the reliability threshold (0.195 against 0.20) never reads as the threshold itself."""
     r = overall.get("validation_r")
-    return "r unknown" if r is None else f"r {r:.2f}"
+    return "r unknown" if r is None else f"r {math.floor(r * 100) / 100:.2f}"
 
 
 def known_error(rep: dict[str, Any]) -> bool:
