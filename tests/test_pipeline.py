@@ -25,7 +25,8 @@ TINY: dict[str, dict[str, object]] = {
     "finetune": {"epochs": 1, "batch_size": 16, "time_budget_sec": 0.0, "max_windows_per_segment": 3},
     "eval": {"n_bootstrap": 20},
 }
-EXPECT_RERUN = {"finetune_ssl", "finetune_scratch", "eval@ssl", "eval@scratch", "compare", "calibrate"}
+EXPECT_RERUN = {"finetune_ssl", "finetune_scratch", "finetune_fusion", "eval@ssl", "eval@scratch", "eval@fusion",
+                "compare", "calibrate"}
 
 
 def _tiny_params(src: Path, dst: Path, overrides: dict[str, dict[str, object]]) -> None:
@@ -70,7 +71,7 @@ def test_dvc_repro_tiny_then_finetune_param_reruns_only_downstream(tmp_path: Pat
 
     first = _run([*dvc, "repro"], repo)
     assert EXPECT_RERUN | {"pretrain", "preprocess"} <= _ran(first)
-    for m in ("eval_ssl", "eval_scratch", "ssl_vs_scratch", "calibration"):
+    for m in ("eval_ssl", "eval_scratch", "eval_fusion", "ssl_vs_scratch", "calibration"):
         assert (repo / "metrics" / f"{m}.json").is_file(), m
     for f in ("model.pt", "config.json", "calibration.json"):
         assert (repo / "models" / "tutor" / f).is_file(), f
