@@ -101,6 +101,13 @@ def test_tutor_scores_a_fusion_bundle_with_the_features_it_shares_with_the_domai
     assert batch.std.shape == (6, 19) and (batch.std > 0).any()
     sal = bundle.scorer.saliency(w.db[:2], np.ones((2, 19), np.float32), pad_mask=w.pad_mask[:2])
     assert sal.shape == (2, 16, 16) and np.allclose(sal.sum(axis=(1, 2)), 1.0)
+    # MC dropout reaches the network's features only: a head that reads only the window features
+    # (measurements, not activations) has no spread
+    only_features = FusedHead(np.hstack([np.zeros((19, 32)), rng.normal(0, 0.01, (19, 30))]).astype(np.float32),
+                              head.bias, 32)
+    write_json(folder / "config.json", {**config, "fusion_head": save_fused_head(only_features, folder)})
+    batch = load_bundle(folder).scorer.score(w.db[:6], mc_samples=4, pad_mask=w.pad_mask[:6])
+    assert np.allclose(batch.std, 0.0) and not np.allclose(batch.mean, 0.5)
     write_json(folder / "config.json", {**config, "fusion_head": {**head.entry(), "embedding_dim": 64}})
     with pytest.raises(ModelError, match="fusion_head.npz"):
         load_bundle(folder)

@@ -152,7 +152,7 @@ class TorchScorer:
             wf = self._window_features(db, pad_mask)  # (B, F) or None
             inputs = feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1)
             mean = self.head(inputs).float().cpu().numpy()  # (B, 19)
-            std = self._mc_std(inputs, mc_samples)
+            std = self._mc_std(inputs, mc_samples, n_dropped=feats.shape[1])
             rows = None if heard[0] is None else torch.cat(heard).float().cpu().numpy()
         return ScoreBatch(mean=mean.astype(np.float32), std=std, embedding=feats.float().cpu().numpy(),
                           heard=rows, features=wf)
@@ -177,8 +177,12 @@ class TorchScorer:
         (grad,) = torch.autograd.grad((out * w).sum(), x)
         return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)
 
-    def _mc_std(self, feats, mc_samples: int) -> np.ndarray:
-        """float32 [B, 19] std over ``mc_samples`` dropout draws of the head (zeros when <= 1)."""
+    def _mc_std(self, feats, mc_samples: int, n_dropped: int | None = None) -> np.ndarray:
+        """float32 [B, 19] std over ``mc_samples`` dropout draws of the head (zeros when <= 1). The
+        fallback feature dropout reaches only the first ``n_dropped`` input columns (all when None):
+        the backbone's features, not the hand-crafted window features of a fused head, which are
+        measurements (in dB and mel bins), not the network's activations — dropping them measured
+        spreads of ±2 rating points that were no uncertainty of the model."""
         import torch
 
         if mc_samples <= 1:
@@ -205,7 +209,9 @@ class TorchScorer:
                             m.eval()
             else:
                 p = self.fallback_dropout
-                keep = (torch.rand(rep.shape, generator=self._gen, device=rep.device) >= p).float()
-                samples = self.head(rep * keep / (1 - p))
+                d = rep.shape[1] if n_dropped is None else n_dropped
+                keep = (torch.rand((rep.shape[0], d), generator=self._gen, device=rep.device) >= p).float()
+                scale = torch.cat([keep / (1 - p), rep.new_ones(rep.shape[0], rep.shape[1] - d)], dim=1)
+                samples = self.head(rep * scale)
             samples = samples.view(mc_samples, feats.shape[0], -1)  # (S, B, 19)
             return samples.std(dim=0).float().cpu().numpy().astype(np.float32)
