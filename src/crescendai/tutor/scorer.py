@@ -150,12 +150,19 @@ class TorchScorer:
                 heard.append(h)
             feats = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, D)
             wf = self._window_features(db, pad_mask)  # (B, F) or None
-            inputs = feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1)
+            inputs = self._head_inputs(feats, wf)  # (B, D) or (B, D+F)
             mean = self.head(inputs).float().cpu().numpy()  # (B, 19)
             std = self._mc_std(inputs, mc_samples, n_dropped=feats.shape[1])
             rows = None if heard[0] is None else torch.cat(heard).float().cpu().numpy()
         return ScoreBatch(mean=mean.astype(np.float32), std=std, embedding=feats.float().cpu().numpy(),
                           heard=rows, features=wf)
+
+    @staticmethod
+    def _head_inputs(feats, wf: np.ndarray | None):
+        """The head's input: the backbone's features (B, D), ⊕ the window features (B, F) if any."""
+        import torch
+
+        return feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1)
 
     def _window_features(self, db: np.ndarray, pad_mask: np.ndarray | None) -> np.ndarray | None:
         """float32 [B, F] window features of the fused head, or None without one."""
@@ -171,8 +178,7 @@ class TorchScorer:
         db = np.asarray(db, np.float32)
         x = torch.as_tensor(db, device=self.device).requires_grad_(True)
         feats = self._features(x, pad_mask, heard=False)[0]  # (B, D)
-        wf = self._window_features(db, pad_mask)
-        out = self.head(feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1))
+        out = self.head(self._head_inputs(feats, self._window_features(db, pad_mask)))  # (B, 19)
         w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
         (grad,) = torch.autograd.grad((out * w).sum(), x)
         return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)
