@@ -75,6 +75,9 @@ def test_fused_head_roundtrips_and_names_what_is_wrong(tmp_path):
     np.testing.assert_array_equal(back.bias, head.bias)
     with pytest.raises(ValueError, match="other window features.*dvc repro"):
         load_fused_head(tmp_path, {**entry, "features": ["level_mean"]})
+    assert load_fused_head(tmp_path, entry, embedding_dim=10).embedding_dim == 10
+    with pytest.raises(ValueError, match="width 10 but the model's are 11"):
+        load_fused_head(tmp_path, entry, embedding_dim=11)
     with pytest.raises(ValueError, match="does not fit 12"):
         load_fused_head(tmp_path, {**entry, "embedding_dim": 12})
     with pytest.raises(ValueError, match=r"nothing\.npz: cannot load"):

@@ -69,18 +69,19 @@ def main() -> None:
         """Out-of-fold ridge predictions; ``block_scale`` multiplies the standardised columns after
         the first 256 (the window features beside the embedding)."""
         pred = np.full_like(y, np.nan)
-        for k, pipe in fold_models(Z, y, folds, is_test).items():
-            if k >= 0 and block_scale == 1.0:
-                segs = np.flatnonzero(keep & (folds == k))
-                pred[segs] = pipe.predict(Z[segs])
-        if block_scale != 1.0:
-            scale = np.ones(Z.shape[1])
-            scale[256:] = block_scale
-            for k in np.unique(folds[keep]):
-                fit, segs = keep & (folds != k), keep & (folds == k)
-                mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-12
-                ridge = make_ridge()[-1].fit((Z[fit] - mu) / sd * scale, y[fit])
-                pred[segs] = ridge.predict((Z[segs] - mu) / sd * scale)
+        if block_scale == 1.0:
+            for k, pipe in fold_models(Z, y, folds, is_test).items():
+                if k >= 0:
+                    segs = np.flatnonzero(keep & (folds == k))
+                    pred[segs] = pipe.predict(Z[segs])
+            return pred
+        scale = np.ones(Z.shape[1])
+        scale[256:] = block_scale
+        for k in np.unique(folds[keep]):
+            fit, segs = keep & (folds != k), keep & (folds == k)
+            mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-12
+            ridge = make_ridge()[-1].fit((Z[fit] - mu) / sd * scale, y[fit])
+            pred[segs] = ridge.predict((Z[segs] - mu) / sd * scale)
         return pred
 
     def show(name: str, pred: np.ndarray) -> None:

@@ -82,12 +82,14 @@ def save_fused_head(head: FusedHead, folder: str | os.PathLike[str]) -> dict[str
     return head.entry()
 
 
-def load_fused_head(folder: str | os.PathLike[str], entry: dict[str, object]) -> FusedHead:
-    """The head that :func:`save_fused_head` wrote into ``folder`` (described by ``entry``).
+def load_fused_head(folder: str | os.PathLike[str], entry: dict[str, object],
+                    embedding_dim: int | None = None) -> FusedHead:
+    """The head that :func:`save_fused_head` wrote into ``folder`` (described by ``entry``), checked
+    against the model's embedding width when ``embedding_dim`` is given.
 
     Raises:
-        ValueError: the file is missing or unreadable, or does not fit the entry or this version's
-            window features (names the file and the fix).
+        ValueError: the file is missing or unreadable, or does not fit the entry, this version's
+            window features or the model (names the file and the fix).
     """
     p = Path(folder) / str(entry.get("weights", HEAD_FILE))
     fix = "re-run `uv run dvc repro`"
@@ -97,6 +99,8 @@ def load_fused_head(folder: str | os.PathLike[str], entry: dict[str, object]) ->
         dim, names = int(entry["embedding_dim"]), tuple(entry["features"])
     except (OSError, KeyError, TypeError, ValueError) as err:
         raise ValueError(f"{p}: cannot load the fused head ({type(err).__name__}: {err}); {fix}") from None
+    if embedding_dim is not None and dim != int(embedding_dim):
+        raise ValueError(f"{p}: fitted on embeddings of width {dim} but the model's are {embedding_dim}; {fix}")
     if names != FEATURE_NAMES:
         raise ValueError(f"{p}: fitted on other window features than this version computes; {fix}")
     if weight.shape != (len(bias), dim + len(names)):

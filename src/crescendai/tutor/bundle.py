@@ -141,12 +141,9 @@ def fused_scoring(folder: Path, entry: dict, embedding_dim: int | None):
     from crescendai.evaluate.fusion import load_fused_head
 
     try:
-        fused = load_fused_head(folder, entry)
+        fused = load_fused_head(folder, entry, embedding_dim)
     except ValueError as err:
         raise ModelError(str(err)) from None
-    if embedding_dim is not None and fused.embedding_dim != int(embedding_dim):
-        raise ModelError(f"{folder / str(entry.get('weights'))}: fitted on embeddings of width "
-                         f"{fused.embedding_dim} but the model's are {embedding_dim}; re-run `uv run dvc repro`")
     head = torch.nn.Linear(fused.weight.shape[1], fused.weight.shape[0])
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(fused.weight))
