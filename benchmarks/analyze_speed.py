@@ -10,7 +10,8 @@ For a 1-minute and a 10-minute recording, measured side by side in one run:
   (``analysis.analyze_file`` + ``build_report``, no plots or files). Goal: 10 minutes ≤ 2 s.
 - **peak**: the cold process's peak RSS (``wait4`` of that child). Goal: ≤ 600 MB.
 
-``--long`` adds a cold 60-minute run (the long-file memory check). Every child runs on at most two
+``--long`` adds a cold 60-minute run (the long-file memory check); ``--torch`` measures the same
+bundle scored with torch beside it (a copy without its ONNX runtime: the tutor then imports torch). Every child runs on at most two
 CPUs (``sched_setaffinity``) with ``OMP_NUM_THREADS=2``; the CLI's own thread settings apply
 (``OMP_WAIT_POLICY=PASSIVE``, one BLAS thread for NumPy). The load average is printed with every
 figure: other work on the same cores changes them several-fold.
@@ -120,19 +121,46 @@ def make_fixture(folder: Path, minutes: float) -> tuple[Path, Path]:
 
 def ensure_bundle(model: str, folder: Path) -> tuple[str, str]:
     """(bundle folder, description): ``model`` if it holds a model.pt, else a default-size random
-    model (params.yaml ``model`` section) saved under ``folder``."""
+    model (params.yaml ``model`` section) with a linear head, as the pipeline ships it (the probe's
+    shape, with its ONNX runtime), saved under ``folder``."""
+    import json
+
+    config = Path(model, "config.json")
     if Path(model, "model.pt").is_file():
-        return model, f"bundle {model}"
+        onnx = config.is_file() and json.loads(config.read_text()).get("onnx")
+        return model, f"bundle {model}, scored with {'onnxruntime' if onnx else 'torch'}"
     import torch
 
     from crescendai.core.config import load_params
+    from crescendai.core.files import read_json, write_json
+    from crescendai.evaluate.calibration import export_runtime
     from crescendai.model import HeadsConfig, build_model, save_model
 
     torch.manual_seed(0)
     out = folder / "random_bundle"
     out.mkdir(parents=True, exist_ok=True)
-    save_model(build_model(load_params().model, HeadsConfig()).eval(), out / "model.pt")
-    return str(out), "random default-size model, uncalibrated (models/tutor absent)"
+    net = build_model(load_params().model, HeadsConfig(bounded=False, norm=False)).eval()
+    with torch.no_grad():  # scores near the middle rating, as a fitted probe's
+        net.heads["regression"].net[-1].weight.mul_(0.05)
+        net.heads["regression"].net[-1].bias.fill_(4 / 7)
+    save_model(net, out / "model.pt")
+    cfg = read_json(out / "config.json")
+    cfg["onnx"] = export_runtime(net, cfg, out, out)
+    write_json(out / "config.json", cfg)
+    return str(out), "random default-size model with a linear head, uncalibrated (models/tutor absent)"
+
+
+def without_onnx(model: str, folder: Path) -> str:
+    """A copy of the bundle ``model`` in ``folder`` whose config.json has no ONNX runtime (so the
+    tutor scores it with torch)."""
+    import shutil
+
+    shutil.copytree(model, folder)
+    config = folder / "config.json"
+    cfg = json.loads(config.read_text())
+    cfg.pop("onnx", None)
+    config.write_text(json.dumps(cfg))
+    return str(folder)
 
 
 def _cli_args(audio: Path, out: Path, model: str) -> list[str]:
@@ -225,6 +253,8 @@ def main() -> None:
     ap.add_argument("--model", default="models/tutor",
                     help="tutor bundle (a random default-size model if absent)")
     ap.add_argument("--long", action="store_true", help="add a cold 60-minute run (memory check)")
+    ap.add_argument("--torch", action="store_true",
+                    help="also measure the same bundle scored with torch (a copy without its ONNX runtime)")
     # the default; run_all.py --quick passes it
     ap.add_argument("--no-long", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--as-is", action="store_true",
@@ -246,16 +276,24 @@ def main() -> None:
                       "warm": warm(takes[m], takes[1], d / f"warm{m}", model, env)}
         if args.long:
             res[60] = {"cold": cold(takes[60], d / "cold60", model, env)}
+        peer = {}
+        if args.torch:  # the same bundle without its ONNX runtime: the tutor loads torch
+            twin = without_onnx(model, d / "torch_bundle")
+            cold(takes[1], d / "primer_torch", twin, env)
+            for m in (1, 10):
+                peer[m] = {"cold": cold(takes[m], d / f"tcold{m}", twin, env),
+                           "warm": warm(takes[m], takes[1], d / f"twarm{m}", twin, env)}
     cpus = len(os.sched_getaffinity(0))
     print(f"# model: {desc}; children on {min(cpus, THREADS)} of {cpus} CPUs; "
           f"{'environment as is' if args.as_is else 'bytecode cache ' + str(cache)}")
-    head = ("audio", "cold s", "goal", "cold CPU s", "peak MB", "goal", "warm s", "goal",
+    head = ("audio", "runtime", "cold s", "goal", "cold CPU s", "peak MB", "goal", "warm s", "goal",
             "warm analysis s", "load (cold / warm)")
     rows = [head]
-    for m, r in res.items():
+    runtime = "onnxruntime" if "onnxruntime" in desc else "torch"
+    for m, r, rt in [*((m, r, runtime) for m, r in res.items()), *((m, r, "torch") for m, r in peer.items())]:
         c, w = r["cold"], r.get("warm")
         rows.append((
-            _mmss(m * 60), f"{c['sec']:.2f}", "≤ 3" if m == 1 else "", f"{c['cpu_sec']:.2f}",
+            _mmss(m * 60), rt, f"{c['sec']:.2f}", "≤ 3" if m == 1 else "", f"{c['cpu_sec']:.2f}",
             f"{c['peak_mb']:.0f}", "≤ 600", f"{w['command_sec']:.2f}" if w else "-",
             "≤ 2" if m == 10 else "", f"{w['analysis_sec']:.2f}" if w else "-",
             f"{c['load'][0]:.1f}–{c['load'][1]:.1f} / "

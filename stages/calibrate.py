@@ -5,7 +5,8 @@ of the training windows for the tutor's domain check (fitted on data/features/la
 test windows and on data/features/ood).
 
 Reads ``calibrate`` from params.yaml; writes models/tutor/ (model.pt, config.json, calibration.json,
-domain.npz), metrics/calibration.json and plots/calibration.csv, calibration.png.
+domain.npz and, for a linear head, the ONNX runtime the CLI runs without torch: scoring.onnx,
+saliency.onnx), metrics/calibration.json and plots/calibration.csv, calibration.png.
 """
 
 from __future__ import annotations

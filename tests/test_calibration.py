@@ -127,6 +127,9 @@ def test_calibrate_tutor_picks_the_better_variant_and_writes_the_bundle(miscalib
     assert (tmp_path / "tutor" / "model.pt").read_bytes() == (tmp_path / "models" / "finetune_scratch" / "model.pt").read_bytes()
     config = read_json(tmp_path / "tutor" / "config.json")
     assert config["variant"] == "scratch" and config["domain"] == "domain.npz"
+    # its head (LayerNorm → Linear → sigmoid) is not linear: no ONNX runtime, the tutor loads torch
+    assert metrics["tutor_runtime"] == "torch" and config["onnx"] is None
+    assert not (tmp_path / "tutor" / "scoring.onnx").exists()
     assert config["trained_on"] == ["synthetic"]
     assert Calibrator.load(tmp_path / "tutor" / "calibration.json").error is not None
     assert (tmp_path / "plots" / "calibration.csv").is_file() and (tmp_path / "plots" / "calibration.png").is_file()
@@ -167,13 +170,13 @@ def test_calibrate_tutor_auto_chooses_among_every_variant_and_ships_its_heads(mi
             (d / "fusion_head.npz").write_bytes(b"head")
             config["fusion_head"] = {"weights": "fusion_head.npz"}
         write_json(d / "config.json", config)
-    metrics = calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "auto", 5, None)
+    metrics = calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "auto", 5, None, onnx=False)
     assert metrics["variant"] == "fusion" and set(metrics["cv_median_r"]) == {"ssl", "scratch", "fusion"}
     assert max(metrics["cv_median_r"], key=metrics["cv_median_r"].get) == "fusion"
     assert (tmp_path / "tutor" / "fusion_head.npz").read_bytes() == b"head"
     assert read_json(tmp_path / "tutor" / "config.json")["fusion_head"] == {"weights": "fusion_head.npz"}
-    calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "scratch", 5, None)
+    calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "scratch", 5, None, onnx=False)
     assert not (tmp_path / "tutor" / "fusion_head.npz").exists()
     assert (tmp_path / "tutor" / "model.pt").read_bytes() == b"scratch"
     with pytest.raises(ValueError, match="unknown variant 'mystery'.*ssl, scratch, fusion"):
-        calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "mystery", 5, None)
+        calibrate_tutor(tmp_path / "models", tmp_path / "tutor", tmp_path / "plots", "mystery", 5, None, onnx=False)

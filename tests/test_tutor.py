@@ -190,3 +190,69 @@ def test_add_saliency_only_for_targets(tmp_path):
     assert s.saliency_done.sum() == 3 and not s.saliency_done[:2].any()
     done = s.saliency[s.saliency_done].astype(np.float32)
     np.testing.assert_allclose(done.sum(axis=(1, 2)), 1.0, rtol=1e-2)
+
+
+@pytest.fixture(scope="module")
+def onnx_bundle(tmp_path_factory):
+    from tutor_fixtures import save_onnx_bundle
+
+    return save_onnx_bundle(tmp_path_factory.mktemp("onnx") / "bundle")
+
+
+def test_an_onnx_bundle_analyses_a_recording_without_importing_torch(onnx_bundle, tmp_path):
+    """The CLI on a bundle with an ONNX runtime: a report, and torch never imported."""
+    import subprocess
+    import sys
+
+    from tutor_fixtures import piece, render, write_audio
+
+    audio = write_audio(tmp_path / "take.wav", render(piece(6, 3, 100, seed=2)))
+    code = ("import sys; from crescendai.cli import main; "
+            f"rc = main(['analyze', {str(audio)!r}, '--out', {str(tmp_path / 'out')!r}, '--model', "
+            f"{str(onnx_bundle)!r}, '--no-progress']); "
+            "print('torch' in sys.modules); sys.exit(rc)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
+    assert (tmp_path / "out" / "report.json").is_file()
+
+
+def test_onnx_and_torch_runtimes_of_one_bundle_give_the_same_analysis(onnx_bundle, tmp_path):
+    import shutil
+
+    from crescendai.core.files import read_json, write_json
+    from crescendai.tutor.scorer import OnnxScorer
+    from tutor_fixtures import piece, render, write_audio
+
+    torch_copy = shutil.copytree(onnx_bundle, tmp_path / "torch")
+    config = read_json(torch_copy / "config.json")
+    del config["onnx"]
+    write_json(torch_copy / "config.json", config)
+    a, b = load_bundle(onnx_bundle), load_bundle(torch_copy)
+    assert isinstance(a.scorer, OnnxScorer) and isinstance(b.scorer, TorchScorer)
+    assert a.info["runtime"] == "onnxruntime" and b.info["runtime"] == "torch"
+    audio = write_audio(tmp_path / "a.wav", render(piece(6, 3, 100, seed=3)))
+    sa, sb = (analyze_windows_of_file(audio, x.scorer, x.calibration, mc_samples=1) for x in (a, b))
+    np.testing.assert_allclose(sa.scores, sb.scores, atol=1e-5)
+    w = np.zeros(19, np.float32)
+    w[2] = 1
+    for s, x in ((sa, a), (sb, b)):
+        add_saliency(audio, s, x.scorer, [(np.array([1, 2]), w)], max_windows=2)
+    np.testing.assert_allclose(sa.saliency[sa.saliency_done].astype(np.float32),
+                               sb.saliency[sb.saliency_done].astype(np.float32), atol=1e-3)
+
+
+def test_an_onnx_bundle_with_a_missing_or_damaged_graph_names_it(onnx_bundle, tmp_path):
+    import shutil
+
+    gone = shutil.copytree(onnx_bundle, tmp_path / "gone")
+    (gone / "saliency.onnx").unlink()
+    with pytest.raises(ModelError, match=r"saliency\.onnx: missing from the bundle; re-run `uv run dvc repro calibrate`"):
+        load_bundle(gone)
+    damaged = shutil.copytree(onnx_bundle, tmp_path / "damaged")
+    (damaged / "scoring.onnx").write_bytes(b"not a graph")
+    with pytest.raises(ModelError, match=r"scoring\.onnx: onnxruntime cannot load it"):
+        load_bundle(damaged)
+    (damaged / "linear_head.npz").write_bytes(b"not a head")
+    with pytest.raises(ModelError, match=r"linear_head\.npz: cannot load the fused head"):
+        load_bundle(damaged)

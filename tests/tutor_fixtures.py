@@ -153,3 +153,29 @@ def domain_renders(n: int = 12, seed: int = 100) -> list[np.ndarray]:
         beats, bpm = (3, 4, 2)[i % 3], 80.0 + 8 * (i % 5)
         out.append(render(piece(8, beats, bpm, seed=seed + i, timing_jitter=0.01)))
     return out
+
+
+def save_onnx_bundle(folder: Path, seed: int = 0) -> Path:
+    """A tutor bundle as the calibrate stage writes it for a linear head: a tiny random model whose
+    regression head is one Linear (the ridge probe's shape), its ONNX runtime
+    (``crescendai.evaluate.calibration.export_runtime``) and an identity calibration."""
+    import torch
+
+    from crescendai.core.config import ModelParams
+    from crescendai.core.files import read_json, write_json
+    from crescendai.evaluate.calibration import Calibrator, export_runtime
+    from crescendai.model import HeadsConfig, build_model, save_model
+
+    torch.manual_seed(seed)
+    model = build_model(ModelParams(dim=32, depth=1, heads=2),
+                        HeadsConfig(hidden=0, bounded=False, norm=False, dropout=0.2)).eval()
+    with torch.no_grad():  # scores near the middle rating, as a fitted probe's (the head is unbounded)
+        model.heads["regression"].net[-1].weight.mul_(0.05)
+        model.heads["regression"].net[-1].bias.fill_(4 / 7)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_model(model, folder / "model.pt")
+    Calibrator.identity().save(folder / "calibration.json")
+    config = read_json(folder / "config.json")
+    config["onnx"] = export_runtime(model, config, folder, folder)
+    write_json(folder / "config.json", config)
+    return folder

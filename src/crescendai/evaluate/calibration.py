@@ -18,6 +18,7 @@ label units); :func:`reliability_rows` gives the per-bin points of a calibration
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,9 @@ import numpy as np
 from crescendai.core import columns
 from crescendai.core.dims import KEYS, LABEL_MAX, LABEL_MIN, N_DIMS
 from crescendai.core.files import read_json, write_json
-from crescendai.model import TEACHER_HEAD_FILE
 
 FORMAT = "crescendai.isotonic.v1"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -315,6 +316,51 @@ def training_corpora(features: str | os.PathLike[str]) -> list[str]:
     return sorted(ix.loc[keep, "source"].astype(str).unique())
 
 
+LINEAR_HEAD_FILE = "linear_head.npz"
+"""A non-fused variant's linear head in the bundle (the :data:`~crescendai.evaluate.fusion.HEAD_FILE` format)."""
+
+
+def remove_runtime(out: Path) -> None:
+    """Remove the ONNX runtime's files from the bundle folder ``out`` (a bundle without them is
+    scored with torch); returns None, the ``config.json`` entry of no runtime."""
+    from crescendai.model.export import SALIENCY_FILE, SCORING_FILE
+
+    for name in (SCORING_FILE, SALIENCY_FILE, LINEAR_HEAD_FILE):
+        (out / name).unlink(missing_ok=True)
+
+
+def export_runtime(model, config: dict, src: Path, out: Path) -> dict[str, object] | None:
+    """The bundle's torch-free runtime: ``model``'s backbone (with the variant's row head, ``src``'s
+    ``config["teacher_head"]``) as ONNX graphs (:func:`crescendai.model.export.export_graphs`) in
+    ``out``, and its linear head: the fused head (``config["fusion_head"]``, already in ``out``) or
+    the regression head written as ``linear_head.npz`` (a fused head with no window features).
+
+    Returns the ``config.json`` entry ``onnx`` (the graphs' entry + ``head``, the head's entry,
+    ``dropout``, the MC-dropout probability, and ``n_params``), or None, with the runtime's files
+    removed, when the head is not linear or the export failed (logged: the tutor then loads torch).
+    """
+    from crescendai.evaluate.fusion import FusedHead, save_fused_head
+    from crescendai.model import load_teacher_head
+    from crescendai.model.export import ExportError, export_graphs, linear_head
+
+    head = config.get("fusion_head")
+    linear = None if head else linear_head(model)
+    teacher = config.get("teacher_head")
+    try:
+        if not head and linear is None:
+            raise ExportError(f"the {src} head is not linear")
+        graphs = export_graphs(model.backbone, out, load_teacher_head(src, teacher) if teacher else None)
+    except ExportError as err:
+        log.warning("%s: the tutor will run the model with torch", err)
+        return remove_runtime(out)
+    if head:
+        (out / LINEAR_HEAD_FILE).unlink(missing_ok=True)
+    else:
+        head = save_fused_head(FusedHead(*linear, int(model.backbone.dim), features=()), out, LINEAR_HEAD_FILE)
+    return {**graphs, "head": head, "dropout": float(config.get("heads", {}).get("dropout", 0.1) or 0.1),
+            "n_params": int(sum(p.numel() for p in model.parameters()))}
+
+
 def calibrate_tutor(
     models_dir: str | os.PathLike[str] = "models",
     tutor_dir: str | os.PathLike[str] = "models/tutor",
@@ -323,6 +369,7 @@ def calibrate_tutor(
     n_bins: int = 10,
     features: str | os.PathLike[str] | None = "data/features/labelled",
     check_sets: dict[str, str | os.PathLike[str]] | None = None,
+    onnx: bool = True,
 ) -> dict[str, object]:
     """The calibrate stage: pick the tutor's variant, calibrate it, assemble the tutor bundle.
 
@@ -333,7 +380,9 @@ def calibrate_tutor(
     has them, its row head ``teacher_head.pt`` and its fused head ``fusion_head.npz``, copied from the
     variant; its ``config.json`` plus ``calibration, source, variant`` (and, with ``features``,
     ``domain`` and ``trained_on``: :func:`training_corpora`); ``calibration.json``, ``domain.npz``;
-    and ``<plots_dir>/calibration.csv`` / ``.png``.
+    and ``<plots_dir>/calibration.csv`` / ``.png``; with ``onnx``, the torch-free runtime of
+    :func:`export_runtime` (``config.json``'s ``onnx``: None when the head is not linear, or without
+    ``onnx``, whose stale files are removed).
 
     ``domain.npz`` describes the training windows for the tutor's domain check
     (:func:`crescendai.evaluate.domain.fit_from_feature_set`): the non-test labelled windows of the
@@ -352,6 +401,7 @@ def calibrate_tutor(
     from crescendai.evaluate.fusion import HEAD_FILE as FUSED_HEAD_FILE
     from crescendai.evaluate.metrics import best_variant, write_csv
     from crescendai.evaluate.variants import variant_dir
+    from crescendai.model import TEACHER_HEAD_FILE, load_model
 
     cv: dict[str, float] = {}
     if variant == "auto":
@@ -375,11 +425,13 @@ def calibrate_tutor(
             copy_atomic(src / config[key]["weights"], out / config[key]["weights"])
         else:
             (out / default).unlink(missing_ok=True)
+    model = load_model(src) if onnx or features is not None else None
+    config["onnx"] = export_runtime(model, config, src, out) if onnx else remove_runtime(out)
+    metrics["tutor_runtime"] = "onnxruntime" if config["onnx"] else "torch"
     if features is not None:
         from crescendai.evaluate.domain import fit_from_feature_set
-        from crescendai.model import load_model
 
-        domain, metrics["domain"] = fit_from_feature_set(load_model(src).backbone, features, check_sets)
+        domain, metrics["domain"] = fit_from_feature_set(model.backbone, features, check_sets)
         domain.save(out / "domain.npz")
         config["domain"] = "domain.npz"
         config["trained_on"] = training_corpora(features)

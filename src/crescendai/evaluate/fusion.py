@@ -42,7 +42,8 @@ class FusedHead:
 
     Attributes:
         weight: float32 [19, C + F]; bias: float32 [19]; embedding_dim: C.
-        features: the window feature names, in input order (:data:`FEATURE_NAMES`).
+        features: the window feature names, in input order (:data:`FEATURE_NAMES`), or () for a
+            linear head on the embedding alone (the probe's, shipped the same way to the tutor).
     """
 
     weight: np.ndarray
@@ -50,9 +51,9 @@ class FusedHead:
     embedding_dim: int
     features: tuple[str, ...] = FEATURE_NAMES
 
-    def entry(self) -> dict[str, object]:
-        """What ``config.json`` keeps under ``fusion_head``."""
-        return {"weights": HEAD_FILE, "embedding_dim": self.embedding_dim, "features": list(self.features)}
+    def entry(self, file: str = HEAD_FILE) -> dict[str, object]:
+        """What ``config.json`` keeps of the head saved as ``file`` (under ``fusion_head``)."""
+        return {"weights": file, "embedding_dim": self.embedding_dim, "features": list(self.features)}
 
 
 def fusion_inputs(embedding: np.ndarray, windows: np.ndarray, pad_fraction: np.ndarray) -> np.ndarray:
@@ -75,11 +76,11 @@ def fit_fusion(backbone, data, device: str = "cpu") -> tuple[ProbeFit, FusedHead
     return fit, FusedHead(fit.weight, fit.bias, int(emb.shape[1]))
 
 
-def save_fused_head(head: FusedHead, folder: str | os.PathLike[str]) -> dict[str, object]:
-    """Write ``<folder>/fusion_head.npz`` atomically; return its ``config.json`` entry."""
-    with atomic_write(Path(folder) / HEAD_FILE, "wb") as f:
+def save_fused_head(head: FusedHead, folder: str | os.PathLike[str], file: str = HEAD_FILE) -> dict[str, object]:
+    """Write ``<folder>/<file>`` (default ``fusion_head.npz``) atomically; return its ``config.json`` entry."""
+    with atomic_write(Path(folder) / file, "wb") as f:
         np.savez(f, weight=np.asarray(head.weight, np.float32), bias=np.asarray(head.bias, np.float32))
-    return head.entry()
+    return head.entry(file)
 
 
 def load_fused_head(folder: str | os.PathLike[str], entry: dict[str, object],
@@ -101,7 +102,7 @@ def load_fused_head(folder: str | os.PathLike[str], entry: dict[str, object],
         raise ValueError(f"{p}: cannot load the fused head ({type(err).__name__}: {err}); {fix}") from None
     if embedding_dim is not None and dim != int(embedding_dim):
         raise ValueError(f"{p}: fitted on embeddings of width {dim} but the model's are {embedding_dim}; {fix}")
-    if names != FEATURE_NAMES:
+    if names not in ((), FEATURE_NAMES):
         raise ValueError(f"{p}: fitted on other window features than this version computes; {fix}")
     if weight.shape != (len(bias), dim + len(names)):
         raise ValueError(f"{p}: weight of shape {weight.shape} does not fit {dim} + {len(names)} inputs; {fix}")

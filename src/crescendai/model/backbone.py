@@ -204,9 +204,11 @@ class Backbone(nn.Module):
         return rows[:, :, None].expand(-1, nt, nf).reshape(pad_mask.shape[0], nt * nf)  # (B, N)
 
     def _embed(
-        self, x: torch.Tensor, pad_mask: torch.Tensor | None, token_mask: torch.Tensor | None
+        self, x: torch.Tensor, pad_mask: torch.Tensor | None, token_mask: torch.Tensor | None,
+        always_mask: bool = False,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Windows → input tokens (B, 1+N, C) and the attention mask (B, 1, 1, 1+N) or None."""
+        """Windows → input tokens (B, 1+N, C) and the attention mask (B, 1, 1, 1+N) or None (no
+        ``pad_mask``, or nothing padded and not ``always_mask``)."""
         B = x.shape[0]
         h = self.patch_embed(self.patchify(self.normalise(x)))  # (B, N, C)
         if token_mask is not None:
@@ -214,7 +216,7 @@ class Backbone(nn.Module):
         h = torch.cat([self.cls_token.expand(B, -1, -1), h], dim=1) + self.pos_embed  # (B, 1+N, C)
         h = self.drop(h)
         attn_mask = None
-        if pad_mask is not None and bool(pad_mask.any()):
+        if pad_mask is not None and (always_mask or bool(pad_mask.any())):
             keep = ~self.patch_padding(pad_mask)  # (B, N)
             keep = torch.cat([keep.new_ones(B, 1), keep], dim=1)  # (B, 1+N), CLS always visible
             attn_mask = keep[:, None, None, :]  # (B, 1, 1, 1+N) broadcast over heads and queries
@@ -225,6 +227,7 @@ class Backbone(nn.Module):
         x: torch.Tensor,
         pad_mask: torch.Tensor | None = None,
         token_mask: torch.Tensor | None = None,
+        always_mask: bool = False,
     ) -> torch.Tensor:
         """All output tokens.
 
@@ -232,11 +235,14 @@ class Backbone(nn.Module):
             x: (B, 128, 128) dB windows in [-80, 0], [time, mel].
             pad_mask: optional (B, 128) bool, True = padded frame.
             token_mask: optional (B, n_patches) bool, True = replace the patch by ``mask_token``.
+            always_mask: attend through the mask built from ``pad_mask`` even when nothing is padded
+                (the same function: no branch on the mask's values, so a graph traced for export
+                serves padded and unpadded windows alike).
 
         Returns:
             (B, 1 + n_patches, dim): the CLS token first, then patches in index order ``8·t + f``.
         """
-        h, attn_mask = self._embed(x, pad_mask, token_mask)
+        h, attn_mask = self._embed(x, pad_mask, token_mask, always_mask)
         for block in self.blocks:
             h = block(h, attn_mask)  # (B, 1+N, C)
         return self.ln_f(h)  # (B, 1+N, C)

@@ -53,7 +53,8 @@ class IdentityCalibration:
 @dataclass
 class Bundle:
     """A loaded tutor bundle: the scorer, its calibration, the folder it came from (``path``),
-    ``info`` (``dropout``: the head's dropout probability, ``n_params``: parameter count) and
+    ``info`` (``dropout``: the head's dropout probability, ``n_params``: parameter count,
+    ``embedding_dim``: the backbone's width, ``runtime``: ``onnxruntime`` or ``torch``) and
     ``domain``, the training description of the domain check (None: no check)."""
 
     scorer: Scorer
@@ -69,21 +70,25 @@ class Bundle:
 
 def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int = 0) -> Bundle:
     """Load a bundle folder (``model.pt``, ``config.json``, ``calibration.json``, ``domain.npz``,
-    ``teacher_head.pt``: the row head that tells what was played where, and ``fusion_head.npz``: the
-    head over the embedding ⊕ the window features of the fusion variant, when the bundle has them)
-    onto ``device``; ``seed`` seeds the scorer's MC-dropout draws
-    (:class:`~crescendai.tutor.scorer.TorchScorer`).
+    ``teacher_head.pt``: the row head that tells what was played where, ``fusion_head.npz``: the
+    head over the embedding ⊕ the window features of the fusion variant, and the ONNX runtime:
+    ``scoring.onnx``, ``saliency.onnx``, ``linear_head.npz``, when the bundle has them) onto
+    ``device``; ``seed`` seeds the scorer's MC-dropout draws.
+
+    On the CPU a bundle with an ONNX runtime (``config.json``'s ``onnx``, written by the calibrate
+    stage when the head is linear) is scored by :class:`~crescendai.tutor.scorer.OnnxScorer`, and
+    torch is never imported; otherwise (another device, an older bundle, a head that is not linear)
+    by :class:`~crescendai.tutor.scorer.TorchScorer` over ``model.pt``.
 
     A missing ``calibration.json`` gives :class:`IdentityCalibration` (logged as a warning); a
     missing ``domain.npz`` gives no domain check (the report says so).
 
     Raises:
-        ModelError: the folder or ``model.pt`` is missing; ``model.pt`` cannot be loaded or is not a
-            model with a score head; ``calibration.json`` or ``domain.npz`` cannot be read, or
-            ``domain.npz`` was fitted for a model of another width.
+        ModelError: the folder or ``model.pt`` is missing; ``model.pt`` or a graph or head file cannot
+            be loaded, or is not a model with a score head; ``calibration.json`` or ``domain.npz``
+            cannot be read, or ``domain.npz`` was fitted for a model of another width.
     """
     from crescendai.core.files import read_json
-    from crescendai.model import load_model, load_teacher_head
 
     p = Path(path)
     model_file = p / "model.pt"
@@ -92,16 +97,11 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
             f"{p}: no trained model here (model.pt missing); run `uv run dvc repro` first "
             "or pass --model DIR pointing at a tutor bundle"
         )
-    try:
-        model = load_model(p, map_location=device)
-    except CrescendAIError as err:  # damaged, or from another version; a bug keeps its traceback
-        raise ModelError(f"{model_file}: cannot load the model ({err}); re-run `uv run dvc repro` to "
-                         "rebuild it") from None
-    try:
-        backbone, head, info = split_model(model)
-    except ModelError as err:
-        raise ModelError(f"{model_file}: {err}; pass --model DIR pointing at a tutor bundle "
-                         "(models/tutor)") from None
+    config = read_json(p / "config.json") if (p / "config.json").is_file() else {}
+    if config.get("onnx") and device == "cpu":
+        scorer, info = _onnx_scorer(p, config, seed)
+    else:
+        scorer, info = _torch_scorer(p, config, device, seed)
     calibration: Calibration = IdentityCalibration()
     cal_path = p / "calibration.json"
     if cal_path.is_file():
@@ -110,21 +110,82 @@ def load_bundle(path: str | os.PathLike[str], *, device: str = "cpu", seed: int 
         log.warning("%s missing: scores are uncalibrated", cal_path)
     domain = None
     if (p / "domain.npz").is_file():
-        domain = load_domain(p / "domain.npz", getattr(backbone, "dim", None))
+        domain = load_domain(p / "domain.npz", info.get("embedding_dim"))
     else:
         log.info("%s missing: no domain check", p / "domain.npz")
-    config = read_json(p / "config.json") if (p / "config.json").is_file() else {}
     entry = config.get("teacher_head") or None
-    teacher = load_teacher_head(p, entry, map_location=device) if entry else None
-    window_features = None
-    if config.get("fusion_head"):  # the fusion variant: its head reads the embedding ⊕ window features
-        head, window_features = fused_scoring(p, config["fusion_head"], getattr(backbone, "dim", None))
-    scorer = TorchScorer(backbone, head, device=device, seed=seed,
-                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1), teacher_head=teacher,
-                         window_features=window_features)
     return Bundle(scorer=scorer, calibration=calibration, path=str(p), info=info, domain=domain,
                   trained_on=[str(c) for c in config.get("trained_on", [])],
                   heard_quality=dict(entry.get("quality", {})) if entry else {})
+
+
+def _onnx_scorer(folder: Path, config: dict, seed: int) -> tuple[Scorer, dict]:
+    """(OnnxScorer, info) of a bundle with an ONNX runtime (``config["onnx"]``).
+
+    Raises:
+        ModelError: a graph or the head file is missing, unreadable or fitted for another model.
+    """
+    from crescendai.evaluate.audio_features import window_features
+    from crescendai.evaluate.fusion import load_fused_head
+    from crescendai.tutor.scorer import OnnxScorer
+
+    entry = config["onnx"]
+    fix = "re-run `uv run dvc repro calibrate`"
+    try:
+        dim = int(entry["embedding_dim"])
+        head = load_fused_head(folder, entry["head"], dim)
+        files = [folder / str(entry["scoring"]), folder / str(entry["saliency"])]
+    except ValueError as err:
+        raise ModelError(str(err)) from None
+    except (KeyError, TypeError) as err:
+        raise ModelError(f"{folder / 'config.json'}: its onnx entry lacks {err}; {fix}") from None
+    for f in files:
+        if not f.is_file():
+            raise ModelError(f"{f}: missing from the bundle; {fix}")
+    try:
+        scorer = OnnxScorer(*files, head.weight, head.bias, seed=seed,
+                            window_features=window_features if head.features else None,
+                            dropout=float(entry.get("dropout", 0.1)),
+                            threads=int(os.environ.get("OMP_NUM_THREADS", "0") or 0))
+    except Exception as err:  # onnxruntime's own types (Fail, InvalidProtobuf, …) for a damaged graph
+        if not type(err).__module__.startswith("onnxruntime"):
+            raise  # a bug keeps its traceback
+        raise ModelError(f"{files[0]}: onnxruntime cannot load it ({type(err).__name__}: {err}); {fix}") from None
+    if scorer.embedding_dim != dim:
+        raise ModelError(f"{files[0]}: embeddings of width {scorer.embedding_dim}, the head expects {dim}; {fix}")
+    return scorer, {"dropout": float(entry.get("dropout", 0.1)), "n_params": int(entry.get("n_params", 0)),
+                    "embedding_dim": dim, "runtime": "onnxruntime"}
+
+
+def _torch_scorer(folder: Path, config: dict, device: str, seed: int) -> tuple[Scorer, dict]:
+    """(TorchScorer, info) over ``model.pt`` (and the row and fused heads the config names).
+
+    Raises:
+        ModelError: ``model.pt`` or a head cannot be loaded, or the model has no score head.
+    """
+    from crescendai.model import load_model, load_teacher_head
+
+    model_file = folder / "model.pt"
+    try:
+        model = load_model(folder, map_location=device)
+    except CrescendAIError as err:  # damaged, or from another version; a bug keeps its traceback
+        raise ModelError(f"{model_file}: cannot load the model ({err}); re-run `uv run dvc repro` to "
+                         "rebuild it") from None
+    try:
+        backbone, head, info = split_model(model)
+    except ModelError as err:
+        raise ModelError(f"{model_file}: {err}; pass --model DIR pointing at a tutor bundle "
+                         "(models/tutor)") from None
+    dim = getattr(backbone, "dim", None)
+    entry = config.get("teacher_head") or None
+    teacher = load_teacher_head(folder, entry, map_location=device) if entry else None
+    window_features = None
+    if config.get("fusion_head"):  # the fusion variant: its head reads the embedding ⊕ window features
+        head, window_features = fused_scoring(folder, config["fusion_head"], dim)
+    scorer = TorchScorer(backbone, head, device=device, seed=seed,
+                         fallback_dropout=float(info.get("dropout", 0.1) or 0.1), teacher_head=teacher,
+                         window_features=window_features)
+    return scorer, {**info, "embedding_dim": dim, "runtime": "torch"}
 
 
 def fused_scoring(folder: Path, entry: dict, embedding_dim: int | None):

@@ -1,8 +1,10 @@
 """The model interface of the analysis: a :class:`Scorer` turns contract windows into raw scores.
 
 The :class:`Scorer` protocol is the only thing the analysis needs from a model, so tests drive it
-with a tiny random model or a hand-written stand-in, and the CLI with the trained bundle
-(:class:`TorchScorer` over ``crescendai.model``). :class:`TorchScorer` runs the backbone once per
+with a tiny random model or a hand-written stand-in, and the CLI with the trained bundle:
+:class:`OnnxScorer` over the bundle's ONNX graphs and its linear head (``crescendai.model.export``:
+no torch is imported, ≈ 1.4 s of a cold start on two cores), or :class:`TorchScorer` over
+``crescendai.model`` (a bundle without the graphs, a GPU, a head that is not linear). :class:`TorchScorer` runs the backbone once per
 window, without autograd (inference mode); MC dropout samples only the small head on those
 features, so uncertainty costs ``mc_samples`` head passes (one batched call), not backbone passes.
 Its dropout draws come from the scorer's own generator (``seed``), not from torch's global RNG, so
@@ -11,6 +13,10 @@ an analysis is reproducible without seeding torch globally or asking for determi
 
 Saliency is gradient × input on the dB window, pooled to a :data:`SAL_T` × :data:`SAL_F` grid
 (8 frames × 8 mel bands per cell).
+
+Both scorers give the same scores, features and saliency to float32 rounding (the export checks its
+graphs against torch); their MC-dropout spreads are draws of the same distribution from different
+generators.
 """
 
 from __future__ import annotations
@@ -221,3 +227,80 @@ class TorchScorer:
                 samples = self.head(rep * scale)
             samples = samples.view(mc_samples, feats.shape[0], -1)  # (S, B, 19)
             return samples.std(dim=0).float().cpu().numpy().astype(np.float32)
+
+
+class OnnxScorer:
+    """A :class:`Scorer` over the bundle's two ONNX graphs (``crescendai.model.export``: the
+    backbone's embedding and row head, and its saliency) and a head that is linear in
+    ``[embedding ⊕ window features]``: scores [B, 19] = ``inputs @ weight.T + bias``, in NumPy.
+    Saliency is the saliency graph's gradient × input along ``weights @ weight[:, :D]``: a linear
+    head's gradient reaches the window through the embedding only.
+
+    Args:
+        scoring, saliency: paths of the graphs (``scoring.onnx``, ``saliency.onnx``).
+        weight: float32 [19, D + F]; bias: float32 [19]; the first D inputs are the embedding.
+        window_features: with F > 0, the function db [B,128,128], pad fraction [B] → float32 [B, F]
+            whose output the head reads after the embedding (the fusion variant).
+        dropout: MC-dropout probability on the embedding's D inputs (the features are measurements,
+            never dropped; :meth:`TorchScorer._mc_std`), drawn from a NumPy generator seeded with ``seed``.
+        max_batch: windows per graph call (as :class:`TorchScorer`).
+        threads: onnxruntime's intra-op threads (0: its default, one per physical core); its threads
+            sleep when idle instead of spinning (as the CLI's ``OMP_WAIT_POLICY=PASSIVE``).
+    """
+
+    def __init__(self, scoring, saliency, weight: np.ndarray, bias: np.ndarray, *,
+                 window_features=None, dropout: float = 0.1, seed: int = 0, max_batch: int = 16,
+                 threads: int = 0) -> None:
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self._scoring = ort.InferenceSession(str(scoring), opts, providers=["CPUExecutionProvider"])
+        self._saliency = ort.InferenceSession(str(saliency), opts, providers=["CPUExecutionProvider"])
+        self.weight = np.asarray(weight, np.float32)
+        self.bias = np.asarray(bias, np.float32)
+        self.window_features = window_features
+        self.dropout = float(dropout)
+        self.max_batch = max(1, int(max_batch))
+        self._rng = np.random.default_rng(seed)
+        self._outputs = [o.name for o in self._scoring.get_outputs()]
+        self.embedding_dim = int(self._scoring.get_outputs()[0].shape[1])
+
+    def score(self, db: np.ndarray, *, mc_samples: int, pad_mask: np.ndarray | None = None
+              ) -> ScoreBatch:
+        db = np.asarray(db, np.float32)
+        mask = np.zeros(db.shape[:2], bool) if pad_mask is None else np.asarray(pad_mask, bool)
+        parts = [self._scoring.run(None, {"db": db[lo : lo + self.max_batch],
+                                          "pad_mask": mask[lo : lo + self.max_batch]})
+                 for lo in range(0, db.shape[0], self.max_batch)]
+        emb = np.concatenate([p[0] for p in parts])  # (B, D)
+        heard = np.concatenate([p[1] for p in parts]) if "heard" in self._outputs else None
+        wf = None
+        if self.window_features is not None:
+            wf = np.asarray(self.window_features(db, mask.mean(axis=1)), np.float32)  # (B, F)
+        inputs = emb if wf is None else np.hstack([emb, wf])  # (B, D[+F])
+        mean = inputs @ self.weight.T + self.bias  # (B, 19)
+        return ScoreBatch(mean=mean.astype(np.float32), std=self._mc_std(inputs, mc_samples, emb.shape[1]),
+                          embedding=emb, heard=heard, features=wf)
+
+    def _mc_std(self, inputs: np.ndarray, mc_samples: int, n_dropped: int) -> np.ndarray:
+        """float32 [B, 19] std (ddof 1, as torch's) over ``mc_samples`` dropout draws on the first
+        ``n_dropped`` inputs (zeros when ``mc_samples`` <= 1)."""
+        if mc_samples <= 1 or self.dropout <= 0.0:
+            return np.zeros((inputs.shape[0], self.bias.shape[0]), np.float32)
+        p = self.dropout
+        keep = self._rng.random((mc_samples, inputs.shape[0], n_dropped)) >= p  # (S, B, D)
+        rep = np.broadcast_to(inputs, (mc_samples, *inputs.shape)).copy()  # (S, B, D+F)
+        rep[..., :n_dropped] *= keep / (1.0 - p)
+        samples = rep @ self.weight.T + self.bias  # (S, B, 19)
+        return samples.std(axis=0, ddof=1).astype(np.float32)
+
+    def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
+                 ) -> np.ndarray:
+        db = np.asarray(db, np.float32)
+        mask = np.zeros(db.shape[:2], bool) if pad_mask is None else np.asarray(pad_mask, bool)
+        direction = np.asarray(weights, np.float32) @ self.weight[:, : self.embedding_dim]  # (B, D)
+        (gx,) = self._saliency.run(None, {"db": db, "pad_mask": mask, "direction": direction})
+        return pool_saliency(gx)  # (B, 16, 16)
