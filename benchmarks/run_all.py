@@ -37,7 +37,8 @@ BENCHES: tuple[Bench, ...] = (
     Bench("audio", "audio_speed.py", "contract: librosa reference vs torch batched path"),
     Bench("preprocess", "preprocess_speed.py", "preprocessing vs naive librosa loop"),
     Bench("backbone", "backbone_speed.py", "backbone vs transformers AST"),
-    Bench("analyze", "analyze_speed.py", "analysis time and memory (2 cores)", (), ("--no-long",)),
+    Bench("runtime", "runtime_speed.py", "tutor backbone pass: onnxruntime and int8 vs torch"),
+    Bench("analyze", "analyze_speed.py", "analysis time and memory (2 cores)", ("--torch",), ("--no-long",)),
     Bench("hop", "hop_tradeoff.py", "analysis at a 2-s window hop vs 1 s (not the default)", (), ("--repeats", "1")),
 )
 

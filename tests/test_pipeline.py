@@ -3,6 +3,7 @@ then a fine-tuning parameter change must rerun fine-tuning and what follows, not
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -75,6 +76,8 @@ def test_dvc_repro_tiny_then_finetune_param_reruns_only_downstream(tmp_path: Pat
         assert (repo / "metrics" / f"{m}.json").is_file(), m
     for f in ("model.pt", "config.json", "calibration.json"):
         assert (repo / "models" / "tutor" / f).is_file(), f
+    runtime = json.loads((repo / "metrics" / "calibration.json").read_text())["tutor_runtime"]
+    assert (runtime == "onnxruntime") == (repo / "models" / "tutor" / "scoring.onnx").is_file(), runtime
     assert "gain" in (repo / "metrics" / "ssl_vs_scratch.json").read_text()
     assert _run([*dvc, "status"], repo).strip().endswith("up to date.")
 

@@ -1,7 +1,7 @@
 """The frozen backbone (and its row head) as ONNX graphs, so the tutor runs on onnxruntime alone.
 
-Importing torch costs ≈ 1.4 s of a cold ``crescendai analyze`` on two cores, and onnxruntime
-≈ 0.3 s; the shipped heads are linear (the ridge probe, the fused head), so with these two graphs
+Importing torch made a cold 1-minute ``crescendai analyze`` on two cores 2.90 s instead of 1.78 s
+and its peak 576 MB instead of 294 MB (``benchmarks/analyze_speed.py --torch``); the shipped heads are linear (the ridge probe, the fused head), so with these two graphs
 the tutor needs no torch at all (``crescendai.tutor.scorer.OnnxScorer``). Both graphs take any
 batch size, float32:
 
@@ -21,6 +21,7 @@ windows) before writing it, and writes atomically.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 import warnings
@@ -46,16 +47,18 @@ class ExportError(CrescendAIError):
 
 
 class _Scoring(nn.Module):
-    """(db, pad_mask) → embedding (B, D)[, heard (B, rows, K)]: the masked path always, so one
-    traced graph serves padded and full windows."""
+    """(db, pad_mask) → embedding (B, D)[, heard (B, rows, K)]. ``traced``: the masked path always,
+    so one traced graph serves padded and full windows; else the torch tutor's path (no mask when
+    nothing is padded), the reference the graph is checked against."""
 
-    def __init__(self, backbone: nn.Module, teacher_head: nn.Module | None) -> None:
+    def __init__(self, backbone: nn.Module, teacher_head: nn.Module | None, traced: bool = True) -> None:
         super().__init__()
-        self.backbone, self.teacher_head = backbone, teacher_head
+        self.backbone, self.teacher_head, self.traced = backbone, teacher_head, traced
 
     def forward(self, db: torch.Tensor, pad_mask: torch.Tensor):
-        tokens = self.backbone.tokens(db, pad_mask, always_mask=True)  # (B, 1+N, C)
-        emb = self.backbone.pool(tokens, pad_mask)  # (B, C)
+        mask = pad_mask if self.traced or bool(pad_mask.any()) else None
+        tokens = self.backbone.tokens(db, mask, always_mask=self.traced)  # (B, 1+N, C)
+        emb = self.backbone.pool(tokens, mask)  # (B, C)
         if self.teacher_head is None:
             return emb
         return emb, torch.sigmoid(self.teacher_head.from_tokens(tokens))  # (B, rows, K)
@@ -148,8 +151,8 @@ def export_graphs(backbone: nn.Module, folder: str | os.PathLike[str],
     Raises:
         ExportError: a graph failed to export, or onnxruntime's outputs differ from torch's.
     """
-    backbone = backbone.to("cpu").float().eval()
-    teacher_head = None if teacher_head is None else teacher_head.to("cpu").float().eval()
+    backbone = copy.deepcopy(backbone).to("cpu").float().eval()  # the caller's modules stay as they are
+    teacher_head = None if teacher_head is None else copy.deepcopy(teacher_head).to("cpu").float().eval()
     for p in [*backbone.parameters(), *([] if teacher_head is None else teacher_head.parameters())]:
         p.requires_grad_(False)
     g = torch.Generator().manual_seed(seed)
@@ -160,13 +163,11 @@ def export_graphs(backbone: nn.Module, folder: str | os.PathLike[str],
     direction = torch.randn(3, backbone.dim, generator=g)
     out = Path(folder)
     scoring = _Scoring(backbone, teacher_head).eval()
+    untraced = _Scoring(backbone, teacher_head, traced=False).eval()
 
     def reference(db, pad_mask):  # the torch path the tutor takes without ONNX
         with torch.inference_mode():
-            mask = pad_mask if bool(pad_mask.any()) else None
-            tokens = backbone.tokens(db, mask)
-            emb = backbone.pool(tokens, mask)
-            return emb if teacher_head is None else (emb, torch.sigmoid(teacher_head.from_tokens(tokens)))
+            return untraced(db, pad_mask)
 
     outputs = ["embedding"] + ([] if teacher_head is None else ["heard"])
     _write(scoring, (db, full), (["db", "pad_mask"], outputs), out / SCORING_FILE,

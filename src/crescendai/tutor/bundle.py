@@ -142,10 +142,11 @@ def _onnx_scorer(folder: Path, config: dict, seed: int) -> tuple[Scorer, dict]:
     for f in files:
         if not f.is_file():
             raise ModelError(f"{f}: missing from the bundle; {fix}")
+    dropout = float(entry.get("dropout", 0.1))
     try:
         scorer = OnnxScorer(*files, head.weight, head.bias, seed=seed,
                             window_features=window_features if head.features else None,
-                            dropout=float(entry.get("dropout", 0.1)),
+                            dropout=dropout,
                             threads=int(os.environ.get("OMP_NUM_THREADS", "0") or 0))
     except Exception as err:  # onnxruntime's own types (Fail, InvalidProtobuf, …) for a damaged graph
         if not type(err).__module__.startswith("onnxruntime"):
@@ -153,7 +154,7 @@ def _onnx_scorer(folder: Path, config: dict, seed: int) -> tuple[Scorer, dict]:
         raise ModelError(f"{files[0]}: onnxruntime cannot load it ({type(err).__name__}: {err}); {fix}") from None
     if scorer.embedding_dim != dim:
         raise ModelError(f"{files[0]}: embeddings of width {scorer.embedding_dim}, the head expects {dim}; {fix}")
-    return scorer, {"dropout": float(entry.get("dropout", 0.1)), "n_params": int(entry.get("n_params", 0)),
+    return scorer, {"dropout": dropout, "n_params": int(entry.get("n_params", 0)),
                     "embedding_dim": dim, "runtime": "onnxruntime"}
 
 

@@ -3,7 +3,7 @@
 The :class:`Scorer` protocol is the only thing the analysis needs from a model, so tests drive it
 with a tiny random model or a hand-written stand-in, and the CLI with the trained bundle:
 :class:`OnnxScorer` over the bundle's ONNX graphs and its linear head (``crescendai.model.export``:
-no torch is imported, ≈ 1.4 s of a cold start on two cores), or :class:`TorchScorer` over
+no torch is imported: ``benchmarks/analyze_speed.py --torch``), or :class:`TorchScorer` over
 ``crescendai.model`` (a bundle without the graphs, a GPU, a head that is not linear). :class:`TorchScorer` runs the backbone once per
 window, without autograd (inference mode); MC dropout samples only the small head on those
 features, so uncertainty costs ``mc_samples`` head passes (one batched call), not backbone passes.
@@ -81,6 +81,16 @@ def pool_saliency(gx: np.ndarray) -> np.ndarray:
     return np.where(s > 0, a / np.maximum(s, 1e-12), 0.0).astype(np.float32)
 
 
+def head_features(window_features, db: np.ndarray, pad_mask: np.ndarray | None) -> np.ndarray | None:
+    """float32 [B, F] window features of a fused head (``window_features``: db [B,128,128], pad
+    fraction [B] → [B, F]) for the windows ``db`` with frame pad mask ``pad_mask`` [B, 128] (None =
+    nothing padded), or None when the head reads none."""
+    if window_features is None:
+        return None
+    pad = np.zeros(len(db)) if pad_mask is None else np.asarray(pad_mask, bool).mean(axis=1)
+    return np.asarray(window_features(db, pad), np.float32)
+
+
 class TorchScorer:
     """A :class:`Scorer` over a torch ``backbone`` (db [B,128,128] → features [B,D]) and a
     ``head`` (features → raw scores [B,19]). With ``window_features`` (db [B,128,128], pad fraction
@@ -155,7 +165,7 @@ class TorchScorer:
                 parts.append(f)
                 heard.append(h)
             feats = torch.cat(parts) if len(parts) > 1 else parts[0]  # (B, D)
-            wf = self._window_features(db, pad_mask)  # (B, F) or None
+            wf = head_features(self.window_features, db, pad_mask)  # (B, F) or None
             inputs = self._head_inputs(feats, wf)  # (B, D) or (B, D+F)
             mean = self.head(inputs).float().cpu().numpy()  # (B, 19)
             std = self._mc_std(inputs, mc_samples, n_dropped=feats.shape[1])
@@ -170,13 +180,6 @@ class TorchScorer:
 
         return feats if wf is None else torch.cat([feats, torch.from_numpy(wf).to(feats)], dim=1)
 
-    def _window_features(self, db: np.ndarray, pad_mask: np.ndarray | None) -> np.ndarray | None:
-        """float32 [B, F] window features of the fused head, or None without one."""
-        if self.window_features is None:
-            return None
-        pad = np.zeros(len(db)) if pad_mask is None else np.asarray(pad_mask, bool).mean(axis=1)
-        return np.asarray(self.window_features(db, pad), np.float32)
-
     def saliency(self, db: np.ndarray, weights: np.ndarray, *, pad_mask: np.ndarray | None = None
                  ) -> np.ndarray:
         import torch
@@ -184,7 +187,7 @@ class TorchScorer:
         db = np.asarray(db, np.float32)
         x = torch.as_tensor(db, device=self.device).requires_grad_(True)
         feats = self._features(x, pad_mask, heard=False)[0]  # (B, D)
-        out = self.head(self._head_inputs(feats, self._window_features(db, pad_mask)))  # (B, 19)
+        out = self.head(self._head_inputs(feats, head_features(self.window_features, db, pad_mask)))  # (B, 19)
         w = torch.as_tensor(np.asarray(weights, np.float32), device=self.device)
         (grad,) = torch.autograd.grad((out * w).sum(), x)
         return pool_saliency((grad * (x.detach() - DB_FLOOR)).cpu().numpy())  # (B, 16, 16)
@@ -277,9 +280,7 @@ class OnnxScorer:
                  for lo in range(0, db.shape[0], self.max_batch)]
         emb = np.concatenate([p[0] for p in parts])  # (B, D)
         heard = np.concatenate([p[1] for p in parts]) if "heard" in self._outputs else None
-        wf = None
-        if self.window_features is not None:
-            wf = np.asarray(self.window_features(db, mask.mean(axis=1)), np.float32)  # (B, F)
+        wf = head_features(self.window_features, db, pad_mask)  # (B, F) or None
         inputs = emb if wf is None else np.hstack([emb, wf])  # (B, D[+F])
         mean = inputs @ self.weight.T + self.bias  # (B, 19)
         return ScoreBatch(mean=mean.astype(np.float32), std=self._mc_std(inputs, mc_samples, emb.shape[1]),
