@@ -7,12 +7,12 @@ import numpy as np
 import pytest
 
 from crescendai.core.midi import MidiError, Note, PedalEvent, Performance, write_midi
-from crescendai.core.ridge import ridge_cv_predict
-from crescendai.evaluate.midi_features import (
+from crescendai.core.midi_features import (
     FEATURE_NAMES,
     midi_feature_matrix,
     performance_features,
 )
+from crescendai.core.ridge import ridge_cv_predict
 
 F = {name: i for i, name in enumerate(FEATURE_NAMES)}
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from crescendai.core.config import ConfigError, ModelParams, PretrainParams
+from crescendai.core.midi_features import N_MIDI_FEATURES
 from crescendai.learn import objectives as obj
 from crescendai.learn.ssl import OBJECTIVES, SSLModel, partner_index
 from crescendai.model import Backbone
@@ -134,6 +135,39 @@ def test_teacher_stats_are_window_means():
     torch.testing.assert_close(s[:, 0], t[..., 0:24:3].mean(dim=(1, 2)))
     torch.testing.assert_close(s[:, 3], t[..., 24].mean(dim=1))
     assert torch.isnan(obj.teacher_stats(torch.full((1, 8, 25), torch.nan))).all()
+
+
+def test_playing_loss_ignores_undefined_statistics():
+    target = torch.tensor([[0.5, torch.nan], [torch.nan, torch.nan]])
+    pred = torch.zeros(2, 2, requires_grad=True)
+    loss = obj.playing_loss(pred, target)
+    assert loss.item() == pytest.approx(0.25)
+    loss.backward()
+    assert pred.grad[0, 0] != 0 and (pred.grad.flatten()[1:] == 0).all()
+    assert obj.playing_loss(pred, torch.full((2, 2), torch.nan)).item() == 0.0
+
+
+def test_performance_objective_learns_the_statistics_of_the_playing():
+    """With ``playing_weight`` > 0 the stats head's last F outputs are trained on the statistics of the
+    playing, only when given; with 0 (the default) they are not built and the statistics are ignored."""
+    torch.manual_seed(0)
+    x, rec, t = -80 * torch.rand(4, 128, 128), torch.tensor([0, 0, 1, 1]), _teacher(4)
+    F = N_MIDI_FEATURES
+    off = SSLModel(Backbone(TINY), PretrainParams(objective="performance"))
+    assert off.stats_head.out_features == obj.N_WINDOW_MEANS
+    assert off(x, rec, teacher=t, playing=torch.randn(4, F)) == off(x, rec, teacher=t)
+    ssl = SSLModel(Backbone(TINY), PretrainParams(objective="performance", playing_weight=2.0)).eval()
+    assert ssl.stats_head.out_features == obj.N_WINDOW_MEANS + F
+    ssl(x, rec, teacher=t).backward()
+    assert (ssl.stats_head.weight.grad[obj.N_WINDOW_MEANS:] == 0).all()
+    ssl.zero_grad()
+    playing = torch.randn(4, F)
+    playing[0] = torch.nan  # a window without MIDI
+    with_playing, without = ssl(x, rec, teacher=t, playing=playing), ssl(x, rec, teacher=t)
+    stats = ssl.stats_head(ssl.backbone.pool(ssl.backbone.tokens(x, None), None))[:, obj.N_WINDOW_MEANS:]
+    torch.testing.assert_close(with_playing - without, 2.0 * obj.playing_loss(stats, playing))
+    with_playing.backward()
+    assert ssl.stats_head.weight.grad[obj.N_WINDOW_MEANS:].abs().sum() > 0
 
 
 def test_performance_objective_needs_teacher_targets_and_the_teacher_rows():

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from crescendai.core import columns
 from crescendai.core.config import ModelParams, PretrainParams
 from crescendai.learn.augment import augment
 from crescendai.learn.batches import (
@@ -16,6 +17,7 @@ from crescendai.learn.batches import (
     WindowDataset,
     pad_mask_from_fraction,
     split_groups,
+    standardise_playing,
 )
 from crescendai.learn.checkpoints import load_checkpoint
 from crescendai.learn.distributed import (
@@ -109,6 +111,25 @@ def test_window_dataset_reads_the_cache(tmp_path):
     assert item["x"].shape == (1, 128, 128) and item["x"].dtype == torch.float32 and item["pad_mask"].sum() == 64
     b = ds.batch(np.array([4, 0]))
     assert b["x"].shape == (2, 128, 128) and b["group"].tolist() == [1, 0]
+    assert ds.playing is None and "playing" not in b  # a cache without the statistics of the playing
+
+    # with them: standardised over the set, NaN (no MIDI: item b) kept, in the batch
+    rng = np.random.default_rng(1)
+    for c in columns.PLAYING:
+        idx[c] = [*rng.normal(3.0, 2.0, 3), "", ""]
+    idx.to_csv(tmp_path / "index.csv", index=False)
+    ds = WindowDataset(tmp_path)
+    b = ds.batch(np.array([4, 0, 1]))
+    assert b["playing"].shape == (3, len(columns.PLAYING)) and b["playing"].dtype == torch.float32
+    assert torch.isnan(b["playing"][0]).all() and torch.isfinite(b["playing"][1:]).all()
+    np.testing.assert_allclose(np.nanmean(ds.playing, axis=0), 0.0, atol=1e-6)
+    np.testing.assert_allclose(np.nanstd(ds.playing, axis=0), 1.0, atol=1e-5)
+
+
+def test_standardise_playing_clips_and_keeps_undefined_columns():
+    m = np.c_[np.r_[np.zeros(99), 1000.0], np.full(100, np.nan)]
+    z = standardise_playing(m, clip=5.0)
+    assert z[-1, 0] == 5.0 and np.isnan(z[:, 1]).all() and z.dtype == np.float32
 
 
 def test_resume_reaches_the_same_result(tmp_path):
@@ -236,3 +257,40 @@ def test_infonce_negatives_are_gathered_across_ranks(tmp_path):
     assert torch.allclose(r0["loss"], ref.detach()) and torch.allclose(r1["loss"], ref.detach())
     grad = torch.cat([r0["grad"], r1["grad"]]) / 2  # DDP averages over the 2 ranks
     assert torch.allclose(grad, z_all.grad, atol=1e-6)
+
+
+def test_teacher_quality_reports_the_statistics_of_the_playing(tmp_path, tone_fn):
+    """Held-out quality of the performance teacher: per-cell measures and the r of each statistic of
+    the playing (the stats head's outputs after the window means)."""
+    import soundfile as sf
+
+    from crescendai.core.files import sha1_file
+    from crescendai.core.midi import Note, PedalEvent, Performance, write_midi
+    from crescendai.core.midi_features import FEATURE_NAMES
+    from crescendai.data.manifest import ManifestRecord
+    from crescendai.data.window_cache import build_feature_set
+    from crescendai.learn.pretrain import teacher_quality
+
+    rng = np.random.default_rng(0)
+    records = []
+    for k in range(2):
+        wav, mid = tmp_path / f"{k}.wav", tmp_path / f"{k}.mid"
+        sf.write(wav, tone_fn(12.0, freq=220.0 * (k + 1)), 22050)
+        on = np.sort(rng.uniform(0, 11.5, 60))
+        write_midi(mid, Performance([Note(t, t + 0.3, int(rng.integers(30, 90)), int(rng.integers(20, 120)))
+                                     for t in on], [PedalEvent(1.0, 127), PedalEvent(5.0, 0)]))
+        records.append(ManifestRecord(path=str(wav), sha1=sha1_file(wav), duration_sec=12.0, sample_rate=22050,
+                                      performer_id="1", piece_id=str(k), segment_id="0", split="ssl", fold=None,
+                                      source="t", license="MIT", labels=None, extra={"midi_path": str(mid)}))
+    build_feature_set(records, tmp_path / "ssl", hop_sec=1.0, workers=1, progress=False)
+    ds = WindowDataset(tmp_path / "ssl")
+    torch.manual_seed(0)
+    assert "teacher_playing_r" not in teacher_quality(
+        SSLModel(Backbone(TINY), PretrainParams(objective="performance")), ds, np.arange(len(ds)), torch.device("cpu"))
+    ssl = SSLModel(Backbone(TINY), PretrainParams(objective="performance", playing_weight=1.0))
+    q = teacher_quality(ssl, ds, np.arange(len(ds)), torch.device("cpu"))
+    assert set(q["teacher_playing_r"]) == set(FEATURE_NAMES)
+    rs = np.array(list(q["teacher_playing_r"].values()), dtype=float)
+    assert np.isfinite(rs).sum() >= len(FEATURE_NAMES) - 2 and (np.abs(rs[np.isfinite(rs)]) <= 1).all()
+    assert q["teacher_playing_median_r"] == pytest.approx(np.nanmedian(rs), abs=1e-4)
+    assert 0 <= q["teacher_onset_f1"] <= 1 and q["teacher_cells"] > 0

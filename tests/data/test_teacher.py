@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from crescendai.core import columns
 from crescendai.core.audio import FRAME_SEC
 from crescendai.core.files import sha1_file
 from crescendai.core.midi import Note, PedalEvent, Performance, read_midi, write_midi
+from crescendai.core.midi_features import FEATURE_NAMES, performance_features
 from crescendai.data.manifest import ManifestRecord
 from crescendai.data.teacher import (
     N_BANDS,
@@ -19,6 +21,7 @@ from crescendai.data.teacher import (
     field_index,
     pitch_band,
     teacher_targets,
+    window_playing,
 )
 from crescendai.data.window_cache import FeatureError, build_feature_set, load_feature_set
 
@@ -169,6 +172,39 @@ def test_fast_for_many_windows_and_notes():
 
 
 # ------------------------------------------------------------------------------------------
+# window statistics of the playing
+# ------------------------------------------------------------------------------------------
+
+
+def test_window_playing_reads_the_notes_with_onsets_in_the_window():
+    # a loud, spread chord in [0, 1) s, soft even notes after 4 s; the render offset shifts the audio axis
+    notes = [Note(0.50, 0.9, 60, 30), Note(0.53, 0.9, 64, 90), Note(0.56, 0.9, 67, 110),
+             *(Note(4.0 + 0.25 * i, 4.2 + 0.25 * i, 72, 50) for i in range(8))]
+    perf = Performance(notes, [PedalEvent(0.4, 127), PedalEvent(1.0, 0)])
+    offset = 0.3
+    starts = np.array([0.0, 1.0, 2.0, 4.3, 6.5])  # audio seconds
+    m = window_playing(perf, starts, offset)
+    assert m.shape == (5, len(FEATURE_NAMES)) and m.dtype == np.float32
+    col = {n: i for i, n in enumerate(FEATURE_NAMES)}
+    # window 0 = MIDI [-0.3, 2.67): the chord only (the next onset is at 4.0 s)
+    np.testing.assert_allclose(m[0], performance_features(Performance(notes[:3], perf.pedal)), rtol=1e-5)
+    assert m[0, col["chord_asynchrony_ms"]] == pytest.approx(60.0, rel=1e-4)
+    assert m[0, col["velocity_range"]] > 50
+    # window 1 = MIDI [0.7, 3.67): no onset → NaN; window 2 = [1.7, 4.67): three soft notes, even, no pedal
+    assert np.isnan(m[1]).all()
+    assert m[2, col["velocity_range"]] == 0.0 and m[2, col["pedal_fraction"]] == 0.0
+    assert m[2, col["ioi_cv"]] == pytest.approx(0.0, abs=1e-6)
+    # window 3 = MIDI [4.0, 6.97): all eight even notes, the first exactly on the start (half-open)
+    np.testing.assert_allclose(m[3], performance_features(Performance(notes[3:], perf.pedal)), rtol=1e-5)
+    # window 4 = MIDI [6.2, 9.17): the last onset is at 5.75 s → NaN
+    assert np.isnan(m[4]).all()
+
+
+def test_window_playing_of_an_empty_performance_is_nan():
+    assert np.isnan(window_playing(Performance(), np.arange(3.0))).all()
+
+
+# ------------------------------------------------------------------------------------------
 # the window cache
 # ------------------------------------------------------------------------------------------
 
@@ -240,6 +276,13 @@ def test_cache_stores_aligned_teacher(tmp_path, items):
     assert 0.05 < row6 < 0.15
     np.testing.assert_allclose(p[1:], [1, 1, 1, 1, 1, row6, 0], atol=2e-3)
 
+    # the statistics of the playing: index columns, NaN without MIDI, equal to window_playing
+    assert set(columns.PLAYING) <= set(fs.index.columns)
+    assert np.isnan(fs.playing(no_midi)).all()
+    np.testing.assert_allclose(fs.playing(rows), window_playing(read_midi(items[1].extra["midi_path"]), start,
+                                                                MIDI_OFFSET), rtol=1e-5, equal_nan=True)
+    assert np.isfinite(fs.playing(with_midi[:1])).all()
+
 
 def test_old_cache_without_teacher(tmp_path, items):
     build_feature_set(items[:1], tmp_path / "set", hop_sec=1.0, workers=1, progress=False)
@@ -248,3 +291,6 @@ def test_old_cache_without_teacher(tmp_path, items):
     assert fs.teacher is None
     with pytest.raises(FeatureError, match="teacher.npy"):
         fs.teacher_targets([0])
+    fs.index = fs.index.drop(columns=list(columns.PLAYING))
+    with pytest.raises(FeatureError, match="m_note_density.*dvc repro preprocess"):
+        fs.playing([0])

@@ -185,6 +185,9 @@ class PretrainParams:
     amp: str = field(default="auto", metadata=_choices("auto", "on", "off"))
     probe_alpha: float = field(default=10.0, metadata=_rng(0.0, 1e6))
     probe_k: int = field(default=5, metadata=_rng(1, 1000))
+    # the performance teacher's window statistics of the playing (MIDI performance features per window)
+    # as extra pooled targets; 0 = off (not built: measured to lower the probe's median r, see README)
+    playing_weight: float = field(default=0.0, metadata=_rng(0.0, 100.0))
 
 
 @dataclass(frozen=True)

@@ -33,13 +33,23 @@ pedal-down time are reduced to disjoint sorted intervals (union of a band's note
 down→up transitions) whose covered length up to any time ``x`` is a closed-form prefix sum, so a row's
 coverage is ``C(end) - C(start)``. Cost ``O((notes + rows) log notes)``: ~10k windows × thousands of
 notes take milliseconds.
+
+Window statistics of the playing (``window_playing``): the MIDI performance features
+(:data:`crescendai.core.midi_features.FEATURE_NAMES`: density, velocity level / spread / slope,
+durations and legato, IOI mean and variability, chord asynchrony, polyphony, register, pedal,
+register balance) of the notes whose onsets fall in each window ``[start, start + WINDOW_SEC)``,
+float32 ``[n_windows, N_MIDI_FEATURES]``, NaN where fewer than :data:`MIN_PLAYING_NOTES` onsets fall
+in the window. They are what a segment label is made of (a velocity spread, 10–100 ms timing
+deviations) but what a mean over 0.37-s rows does not carry, so the pooled embedding learns them.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from crescendai.core.audio import FRAME_SEC, WINDOW_FRAMES
+from crescendai.core.audio import FRAME_SEC, WINDOW_FRAMES, WINDOW_SEC
+from crescendai.core.midi import Performance
+from crescendai.core.midi_features import N_MIDI_FEATURES, performance_features
 
 TEACHER_ROWS: int = 8
 """Time rows per window."""
@@ -180,4 +190,32 @@ def teacher_targets(
         ps, pe = _union(ps, pe)  # drops zero-length presses (down and up at one instant)
         ped = (_covered(ps, pe, hi) - _covered(ps, pe, lo)) / width
         out[:, :, PEDAL_COL] = np.clip(ped, 0.0, 1.0)
+    return out
+
+
+MIN_PLAYING_NOTES: int = 2
+"""Fewest onsets in a window for its statistics of the playing (fewer: a NaN row)."""
+
+
+def window_playing(perf: Performance, start_sec: np.ndarray, offset_sec: float = 0.0) -> np.ndarray:
+    """Statistics of the playing in each window (see the module docstring).
+
+    Args:
+        perf: the performance, MIDI time (seconds).
+        start_sec: float [N] window starts on the audio's time axis (audio time = MIDI time +
+            ``offset_sec``).
+        offset_sec: the render offset.
+
+    Returns:
+        float32 [N, N_MIDI_FEATURES] in :data:`crescendai.core.midi_features.FEATURE_NAMES` order;
+        NaN rows where fewer than :data:`MIN_PLAYING_NOTES` onsets fall in ``[start, start + WINDOW_SEC)``.
+    """
+    start = np.asarray(start_sec, dtype=np.float64).ravel() - offset_sec
+    out = np.full((start.size, N_MIDI_FEATURES), np.nan, np.float32)
+    notes = sorted(perf.notes, key=lambda n: n.onset_sec)
+    on = np.array([n.onset_sec for n in notes], dtype=np.float64)
+    i0 = np.searchsorted(on, start, side="left")
+    i1 = np.searchsorted(on, start + WINDOW_SEC, side="left")
+    for w in np.flatnonzero(i1 - i0 >= MIN_PLAYING_NOTES):
+        out[w] = performance_features(Performance(notes[i0[w]:i1[w]], perf.pedal, perf.source))
     return out

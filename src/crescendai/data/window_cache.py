@@ -11,7 +11,9 @@ Layout of one set (``labelled``, ``ssl`` or ``ood``) under ``data/features/<set>
   (the symbolic source of rendered items, "" otherwise), ``source``, ``augmented``, ``y_0..y_18`` (segment labels, NaN when
   unlabelled), ``l_0..l_18`` (local labels at the window start, NaN when absent),
   ``p_onset_density, p_tempo_stability, p_loudness_dynamics, p_pedal`` (:mod:`crescendai.data.proxies`),
-  ``timbre_class`` (piano model index or -1).
+  ``m_note_density … m_register_balance`` (:data:`crescendai.core.columns.PLAYING`: the window's MIDI
+  performance features, :func:`crescendai.data.teacher.window_playing`; NaN without MIDI or with
+  fewer than two onsets), ``timbre_class`` (piano model index or -1).
 - ``teacher.npy``: float16 [N, 8, 25] MIDI "performance teacher" targets, row ``i`` ↔ ``windows[i]``
   (:mod:`crescendai.data.teacher`: 8 time rows of 16 frames × the columns
   :data:`crescendai.data.teacher.TEACHER_FIELDS`: per register band onset / velocity / sounding, then
@@ -31,6 +33,7 @@ Reading::
     x = fs.batch(tr[:64])                  # float32 [64, 128, 128] dB
     y = fs.labels(tr[:64])                 # float32 [64, 19]
     z = fs.teacher_targets(tr[:64])        # float32 [64, 8, 25] (NaN: no MIDI / no onset)
+    m = fs.playing(tr[:64])                # float32 [64, 17] (NaN: no MIDI / < 2 onsets)
 """
 
 from __future__ import annotations
@@ -63,9 +66,16 @@ from crescendai.core.audio import (
 from crescendai.core.dims import N_DIMS
 from crescendai.core.errors import CrescendAIError
 from crescendai.core.files import atomic_write, write_json
+from crescendai.core.midi_features import N_MIDI_FEATURES
 from crescendai.data.manifest import ManifestRecord, passage_id, record_span
 from crescendai.data.proxies import audio_proxies, midi_proxies
-from crescendai.data.teacher import N_TEACHER, TEACHER_FIELDS, TEACHER_ROWS, teacher_targets
+from crescendai.data.teacher import (
+    N_TEACHER,
+    TEACHER_FIELDS,
+    TEACHER_ROWS,
+    teacher_targets,
+    window_playing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +108,16 @@ class _Task:
     dtype: str
 
 
-def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                     np.ndarray]:
     """Worker: one recording → (idx, db [n,128,128] dtype, pad_fraction [n], start_sec [n], proxies [n,4],
-    teacher [n,8,25] float32, all NaN without MIDI)."""
+    teacher [n,8,25] float32 and playing [n, N_MIDI_FEATURES] float32, both all NaN without MIDI)."""
     y = load_audio(t.path, min_duration_sec=t.min_duration_sec)
     S = mel_power(y)  # (T, 128), one STFT per file
     w = windows_from_mel(S, t.hop_sec, y.size / SAMPLE_RATE)
     prox = None
     teacher = np.full((w.start_sec.size, TEACHER_ROWS, N_TEACHER), np.nan, np.float32)
+    playing = np.full((w.start_sec.size, N_MIDI_FEATURES), np.nan, np.float32)
     if t.midi_path and os.path.isfile(t.midi_path):
         from crescendai.core.midi import read_midi
 
@@ -121,9 +133,10 @@ def _item_windows(t: _Task) -> tuple[int, np.ndarray, np.ndarray, np.ndarray, np
             np.array([n.pitch for n in perf.notes], dtype=np.int64),
             velocities, pedal_sec, pedal_down, w.start_sec,
         )
+        playing = window_playing(perf, w.start_sec, t.midi_offset_sec)
     if prox is None:
         prox = audio_proxies(S, w.start_sec)
-    return t.idx, w.db.astype(t.dtype), w.pad_fraction, w.start_sec, prox, teacher
+    return t.idx, w.db.astype(t.dtype), w.pad_fraction, w.start_sec, prox, teacher, playing
 
 
 def warm_up() -> None:
@@ -232,7 +245,7 @@ def build_feature_set(
         for res in tqdm(results, total=len(tasks), desc=f"preprocess {out.name}", disable=not progress):
             if isinstance(res[1], Exception):
                 raise res[1]
-            i, db, padf, start, prox, teacher = res
+            i, db, padf, start, prox, teacher, playing = res
             rec = records[i]
             n = db.shape[0]
             span = record_span(rec) or (np.nan, np.nan)
@@ -254,6 +267,7 @@ def build_feature_set(
             df[list(columns.LABELS)] = y
             df[list(columns.LOCAL_LABELS)] = _local_labels(rec, start)
             df[list(columns.PROXIES)] = prox
+            df[list(columns.PLAYING)] = playing
             piano = rec.extra.get("piano")
             df["timbre_class"] = int(piano) if isinstance(piano, int | float) and not isinstance(piano, bool) else -1
             rows.append(df)
@@ -278,7 +292,7 @@ def build_feature_set(
     index = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
         columns=["item", "item_idx", "window", "start_sec", "pad_fraction", "split", "fold",
                  "performer_id", "piece_id", "performance_id", "passage_id", "span_start", "span_end",
-                 "midi_path", "source", "augmented", *columns.LABELS, *columns.LOCAL_LABELS, *columns.PROXIES, "timbre_class"])
+                 "midi_path", "source", "augmented", *columns.LABELS, *columns.LOCAL_LABELS, *columns.PROXIES, *columns.PLAYING, "timbre_class"])
     with atomic_write(out / "index.csv") as f:
         index.to_csv(f, index=False, float_format="%.6g")
     stats.n_windows = pos
@@ -398,6 +412,18 @@ class FeatureSet:
         out[order] = self.teacher[rows[order]]
         return out
 
+    def playing(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
+        """float32 [B, N_MIDI_FEATURES] statistics of the playing in each window
+        (:data:`crescendai.core.columns.PLAYING`; NaN rows without MIDI or with fewer than two onsets).
+
+        Raises:
+            FeatureError: the index has no such columns (a cache built before they existed).
+        """
+        missing = [c for c in columns.PLAYING if c not in self.index.columns]
+        if missing:
+            raise FeatureError(f"{self.path}: index.csv has no {missing[0]} column; rebuild with `dvc repro preprocess`")
+        return self.index[list(columns.PLAYING)].to_numpy(np.float32)[np.asarray(rows)]
+
     def labels(self, rows: np.ndarray | Sequence[int]) -> np.ndarray:
         """float32 [B, 19] segment labels (NaN rows for unlabelled items)."""
         return self.index[list(columns.LABELS)].to_numpy(np.float32)[np.asarray(rows)]
@@ -443,7 +469,7 @@ def load_feature_set(path: str | os.PathLike[str], *, check_leakage: bool = Fals
     windows = np.load(w, mmap_mode="r")
     index = pd.read_csv(ix, dtype={"performer_id": str, "piece_id": str, "item": str,
                                    "performance_id": str, "passage_id": str, "midi_path": str, "source": str, "split": str},
-                        keep_default_na=False, na_values={c: [""] for c in [*columns.LABELS, *columns.LOCAL_LABELS, "fold"]})
+                        keep_default_na=False, na_values={c: [""] for c in [*columns.LABELS, *columns.LOCAL_LABELS, *columns.PLAYING, "fold"]})
     index["fold"] = index["fold"].astype("Int64")
     if len(index) != windows.shape[0]:
         raise FeatureError(f"{p}: index.csv has {len(index)} rows but windows.npy has {windows.shape[0]}; "

@@ -6,7 +6,7 @@ The peers, named for what they read (the metrics key prefix, ``<peer>_cv`` / ``<
 - :data:`AUDIO_RIDGE` reads the waveform only: the 30 features of each contract window
   (:mod:`crescendai.evaluate.audio_features`), mean and std per segment. The honest audio bar.
 - :data:`MIDI_RIDGE` reads each segment's symbolic source: 17 MIDI performance features
-  (:mod:`crescendai.evaluate.midi_features`); present only when every item was rendered from MIDI.
+  (:mod:`crescendai.core.midi_features`); present only when every item was rendered from MIDI.
 - :data:`AUDIO_MIDI_PROXIES_RIDGE`: the audio features plus the window cache's time-local proxies,
   which the cache computes from the MIDI whenever an item has one — so it reads the score as well
   as the audio; present only when every item was rendered from MIDI.
@@ -42,9 +42,9 @@ def ridge_baselines(
     """The ridge peers on the same folds: :data:`AUDIO_RIDGE` and, when every item was rendered from
     MIDI, :data:`MIDI_RIDGE` and :data:`AUDIO_MIDI_PROXIES_RIDGE` → (oof predictions
     [len(items_oof), 19], test predictions [len(items_test), 19]) in the given item orders."""
+    from crescendai.core.midi_features import midi_feature_matrix
     from crescendai.data.window_cache import load_feature_set
     from crescendai.evaluate.audio_features import segment_features, window_features
-    from crescendai.evaluate.midi_features import midi_feature_matrix
 
     fs = load_feature_set(features_dir)
     ix = fs.index

@@ -13,6 +13,8 @@ import os
 import numpy as np
 import torch
 
+from crescendai.core import columns
+
 
 def pad_mask_from_fraction(pad_fraction: np.ndarray, n_frames: int = 128) -> np.ndarray:
     """(B,) share of padded frames → (B, n_frames) bool, True on the trailing padded frames."""
@@ -20,11 +22,31 @@ def pad_mask_from_fraction(pad_fraction: np.ndarray, n_frames: int = 128) -> np.
     return np.arange(n_frames)[None, :] >= valid[:, None]
 
 
+PLAYING_CLIP: float = 5.0
+"""Standardised statistics of the playing are clipped to ±this (a window with two onsets can have an
+extreme IOI variability)."""
+
+
+def standardise_playing(m: np.ndarray, clip: float = PLAYING_CLIP) -> np.ndarray:
+    """float [N, F] statistics of the playing → float32 z-scores per column (scikit-learn's
+    ``StandardScaler`` fitted on the finite values; NaN stays NaN), clipped to ``±clip``."""
+    from sklearn.preprocessing import StandardScaler
+
+    m = np.asarray(m, np.float64)
+    fit = np.isfinite(m).any(axis=0)
+    out = np.full(m.shape, np.nan, np.float32)
+    if fit.any():
+        out[:, fit] = np.clip(StandardScaler().fit_transform(m[:, fit]), -clip, clip)
+    return out
+
+
 class WindowDataset:
     """The windows of one preprocess set (``data/features/<set>``) with the recording of each.
 
     ``groups`` (N,) numbers the recording (``item``) of every window; :meth:`batch` reads many rows at
-    once (sorted memmap reads).
+    once (sorted memmap reads). ``playing`` (N, F) holds the standardised statistics of the playing
+    (:func:`standardise_playing` over the whole set: they describe the SSL audio's MIDI, no label), or
+    None for a cache without them.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -34,13 +56,16 @@ class WindowDataset:
         items = self.fs.index["item"].astype(str).to_numpy()
         self.groups = np.unique(items, return_inverse=True)[1].astype(np.int64)  # (N,)
         self.pad_fraction = self.fs.index["pad_fraction"].to_numpy(np.float64)
+        has_playing = set(columns.PLAYING) <= set(self.fs.index.columns)
+        self.playing = standardise_playing(self.fs.playing(np.arange(len(items)))) if has_playing else None
 
     def __len__(self) -> int:
         return len(self.groups)
 
     def batch(self, rows: np.ndarray, device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
         """Rows (B,) → ``x`` (B, 128, 128) float32 dB, ``pad_mask`` (B, 128) bool, ``group`` (B,) int64
-        and, when the set has them, ``teacher`` (B, 8, 25) float32 MIDI targets (``crescendai.data.teacher``)."""
+        and, when the set has them, ``teacher`` (B, 8, 25) float32 MIDI targets (``crescendai.data.teacher``)
+        and ``playing`` (B, F) float32 standardised statistics of the playing (NaN: undefined)."""
         r = np.asarray(rows, np.int64)
         out = {
             "x": torch.from_numpy(self.fs.batch(r)).to(device),
@@ -49,6 +74,8 @@ class WindowDataset:
         }
         if self.fs.teacher is not None:
             out["teacher"] = torch.from_numpy(self.fs.teacher_targets(r)).to(device)
+        if self.playing is not None:
+            out["playing"] = torch.from_numpy(self.playing[r]).to(device)
         return out
 
 

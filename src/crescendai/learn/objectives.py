@@ -10,10 +10,12 @@ Self-supervised (the losses behind ``crescendai.learn.ssl.OBJECTIVES``, chosen b
                 one window (softmax over the candidate-patch axis) and/or reconstruction MSE.
 ``repulsive``   :func:`repulsive` — off-diagonal repulsion, an ablation, with the
                 same-recording guard (pairs of one recording are pulled together, never pushed apart).
-``performance`` :func:`teacher_loss` + :func:`teacher_stats` — the performance teacher: each window's
-                MIDI-derived targets (``crescendai.data.teacher``: per time row and register band
-                onsets, onset velocity, sounding notes; sustain pedal per row) predicted from its
-                tokens, and their window means from the pooled embedding.
+``performance`` :func:`teacher_loss` + :func:`teacher_stats` + :func:`playing_loss` — the performance
+                teacher: each window's MIDI-derived targets (``crescendai.data.teacher``: per time
+                row and register band onsets, onset velocity, sounding notes; sustain pedal per row)
+                predicted from its tokens, and from the pooled embedding their window means and the
+                window's statistics of the playing (velocity spread, IOI variability, chord
+                asynchrony, legato, … standardised).
 ``none``        no pretraining (the random-init baseline); :func:`none` returns a zero that keeps
                 the autograd graph.
 ==============  ===========================================================================
@@ -207,6 +209,10 @@ def teacher_loss(pred: torch.Tensor, target: torch.Tensor, row_valid: torch.Tens
     return (bce * m_b).sum() / m_b.sum().clamp_min(1) + velocity_weight * (mse * m_v).sum() / m_v.sum().clamp_min(1)
 
 
+N_WINDOW_MEANS: int = 4
+"""The window means :func:`teacher_stats` returns (its output width)."""
+
+
 def teacher_stats(target: torch.Tensor, row_valid: torch.Tensor | None = None) -> torch.Tensor:
     """Window-level statistics of the playing from teacher targets (B, T, K) → (B, 4) in [0, 1], NaN
     where undefined: share of row-bands with an onset, mean onset velocity, share of row-bands
@@ -232,6 +238,14 @@ def stats_loss(pred: torch.Tensor, target: torch.Tensor, weight: float = VELOCIT
     valid = torch.isfinite(target).float()
     err = (torch.sigmoid(pred.float()) - torch.nan_to_num(target.float())).pow(2)
     return weight * (err * valid).sum() / valid.sum().clamp_min(1)
+
+
+def playing_loss(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """MSE of ``pred`` (B, F) against standardised statistics of the playing (B, F), NaN ignored (a
+    zero that keeps the graph when none is defined)."""
+    valid = torch.isfinite(target).float()
+    err = (pred.float() - torch.nan_to_num(target.float())).pow(2)
+    return (err * valid).sum() / valid.sum().clamp_min(1)
 
 
 def none(z: torch.Tensor, *_: object, **__: object) -> torch.Tensor:

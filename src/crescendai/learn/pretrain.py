@@ -30,6 +30,7 @@ import torch
 
 from crescendai.core.config import Params, seed_everything
 from crescendai.core.files import sha1_file
+from crescendai.core.midi_features import FEATURE_NAMES
 from crescendai.data.teacher import ONSET_COLS, PEDAL_COL, SOUNDING_COLS, VELOCITY_COLS
 from crescendai.learn.augment import augment
 from crescendai.learn.batches import (
@@ -41,7 +42,7 @@ from crescendai.learn.batches import (
 from crescendai.learn.checkpoints import prepare_shared_run_dir, run_hash
 from crescendai.learn.distributed import DistEnv, cleanup_distributed
 from crescendai.learn.loop import LoopConfig, cosine_schedule, fit
-from crescendai.learn.objectives import as_slice
+from crescendai.learn.objectives import N_WINDOW_MEANS, as_slice
 from crescendai.learn.probe import embed, probe
 from crescendai.learn.ssl import SSLModel, performance_part
 from crescendai.model import Backbone, RowTeacherHead, build_backbone
@@ -111,7 +112,8 @@ def _train(ssl: SSLModel, p: Params, ds: WindowDataset, env: DistEnv, checkpoint
 
     def views_loss(net: torch.nn.Module, rows: np.ndarray, g: torch.Generator) -> torch.Tensor:
         b = ds.batch(rows, env.device)
-        return net(augment(b["x"], g, pad_mask=b["pad_mask"]), b["group"], b["pad_mask"], b.get("teacher"))
+        return net(augment(b["x"], g, pad_mask=b["pad_mask"]), b["group"], b["pad_mask"], b.get("teacher"),
+                   b.get("playing"))
 
     val_fn = None
     if len(va):
@@ -155,7 +157,11 @@ def teacher_quality(ssl: SSLModel, ds: WindowDataset, rows: np.ndarray, device: 
     cell" (probability > 0.5, scikit-learn ``f1_score``); ``teacher_velocity_r`` the Pearson r of the
     predicted and true mean onset velocity over cells with an onset; ``teacher_sounding_r`` the r of
     the sounding share; ``teacher_pedal_acc`` the accuracy of "pedal down for most of the row".
-    Padded rows and windows without MIDI are left out.
+    Padded rows and windows without MIDI are left out. When the stats head learns the statistics of
+    the playing (``pretrain.playing_weight`` > 0) and the set has them,
+    ``teacher_playing_r`` maps each (:data:`crescendai.core.midi_features.FEATURE_NAMES`) to the
+    Pearson r of the stats head's prediction and the truth over held-out windows, and
+    ``teacher_playing_median_r`` is their median.
     """
     from scipy.stats import pearsonr
     from sklearn.metrics import f1_score
@@ -163,10 +169,13 @@ def teacher_quality(ssl: SSLModel, ds: WindowDataset, rows: np.ndarray, device: 
     perf = performance_part(ssl.objective)
     was_training = ssl.training
     ssl.eval()
-    preds, targets, valids = [], [], []
+    preds, targets, valids, play_p, play_t = [], [], [], [], []
     for s in range(0, len(rows), batch_size):
         b = ds.batch(rows[s : s + batch_size], device)
-        logits, _, valid = perf.predict(ssl, b["x"], b["pad_mask"])
+        logits, stats, valid = perf.predict(ssl, b["x"], b["pad_mask"])
+        if "playing" in b and stats.shape[1] > N_WINDOW_MEANS:
+            play_p.append(stats[:, N_WINDOW_MEANS:].float().cpu().numpy())
+            play_t.append(b["playing"].cpu().numpy())
         preds.append(torch.sigmoid(logits.float()).cpu().numpy())
         targets.append(b["teacher"].cpu().numpy())
         valids.append(np.ones(logits.shape[:2], bool) if valid is None else valid.cpu().numpy())
@@ -185,7 +194,14 @@ def teacher_quality(ssl: SSLModel, ds: WindowDataset, rows: np.ndarray, device: 
     def r(a: np.ndarray, b: np.ndarray) -> float:
         return float(pearsonr(a, b)[0]) if len(a) > 2 and a.std() > 0 and b.std() > 0 else float("nan")
 
-    return {"teacher_onset_f1": round(float(f1_score(on_t, on_p, zero_division=0.0)), 4),
+    out: dict[str, object] = {}
+    if play_t:
+        pp_, pt_ = np.concatenate(play_p), np.concatenate(play_t)
+        by = {name: r(pp_[ok, j], pt_[ok, j]) for j, name in enumerate(FEATURE_NAMES)
+              for ok in [np.isfinite(pt_[:, j])]}
+        out["teacher_playing_r"] = {k: round(v, 4) for k, v in by.items()}
+        out["teacher_playing_median_r"] = round(float(np.nanmedian(list(by.values()))), 4)
+    return {**out, "teacher_onset_f1": round(float(f1_score(on_t, on_p, zero_division=0.0)), 4),
             "teacher_onset_rate": round(float(on_t.mean()), 4),
             "teacher_velocity_r": round(r(vel_p[has], vel_t[has]), 4),
             "teacher_sounding_r": round(r(snd_p, snd_t), 4),

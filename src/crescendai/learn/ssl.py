@@ -1,8 +1,9 @@
 """Self-supervised objectives: the one table of them, and the model that trains a backbone with one.
 
     ssl = SSLModel(backbone, params.pretrain)   # params.pretrain.objective: entries of OBJECTIVES joined by +
-    loss = ssl(x, rec, pad_mask, teacher)  # x (B, 128, 128) augmented dB views, rec (B,) recording ids,
-                                           # teacher (B, 8, 25) MIDI targets (the performance objective)
+    loss = ssl(x, rec, pad_mask, teacher, playing)  # x (B, 128, 128) augmented dB views, rec (B,) recording
+                            # ids; teacher (B, 8, 25) MIDI targets and playing (B, F) standardised window
+                            # statistics of the playing (the performance objective)
     ssl.after_step(step, total)  # BYOL: EMA update of the target network (no-op otherwise)
 
 An :class:`Objective` says which small networks it adds beside the backbone and computes its loss;
@@ -24,6 +25,7 @@ import torch
 import torch.nn as nn
 
 from crescendai.core.config import ConfigError, PretrainParams
+from crescendai.core.midi_features import N_MIDI_FEATURES
 from crescendai.data.teacher import TEACHER_FIELDS, TEACHER_ROWS
 from crescendai.learn import objectives as obj
 from crescendai.learn.distributed import gather_across_ranks
@@ -62,8 +64,9 @@ class Objective:
         return {}
 
     def loss(self, m: SSLModel, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None,
-             teacher: torch.Tensor | None = None) -> torch.Tensor:
-        """Views (B, 128, 128) dB, recording ids (B,), optional teacher targets (B, 8, 25) → scalar loss."""
+             teacher: torch.Tensor | None = None, playing: torch.Tensor | None = None) -> torch.Tensor:
+        """Views (B, 128, 128) dB, recording ids (B,), optional teacher targets (B, 8, 25) and
+        statistics of the playing (B, F) → scalar loss."""
         raise NotImplementedError
 
     def after_step(self, m: SSLModel, step: int, total_steps: int) -> None:
@@ -75,7 +78,7 @@ class NoPretraining(Objective):
 
     trains = False
 
-    def loss(self, m, x, rec, pad_mask, teacher=None):
+    def loss(self, m, x, rec, pad_mask, teacher=None, playing=None):
         return obj.none(m.backbone(x, pad_mask))
 
 
@@ -85,7 +88,7 @@ class Contrastive(Objective):
     def modules(self, backbone, p):
         return {"projector": _mlp(backbone.dim, backbone.dim, p.proj_dim)}
 
-    def loss(self, m, x, rec, pad_mask, teacher=None):
+    def loss(self, m, x, rec, pad_mask, teacher=None, playing=None):
         zg, rg = gather_across_ranks(m.projector(m.backbone(x, pad_mask)), rec)  # (N, D), (N,)
         return self.contrast(zg, rg, m.params)
 
@@ -115,7 +118,7 @@ class BYOL(Objective):
                 "target_backbone": copy.deepcopy(backbone).requires_grad_(False),
                 "target_projector": copy.deepcopy(projector).requires_grad_(False)}
 
-    def loss(self, m, x, rec, pad_mask, teacher=None):
+    def loss(self, m, x, rec, pad_mask, teacher=None, playing=None):
         p = m.predictor(m.projector(m.backbone(x, pad_mask)))  # (B, D)
         with torch.no_grad():
             m.target_backbone.train(m.training)
@@ -138,7 +141,7 @@ class Masked(Objective):
         P2 = backbone.cfg.patch ** 2
         return {"disc_head": nn.Linear(backbone.dim, P2), "recon_head": nn.Linear(backbone.dim, P2)}
 
-    def loss(self, m, x, rec, pad_mask, teacher=None):
+    def loss(self, m, x, rec, pad_mask, teacher=None, playing=None):
         bb = m.backbone
         B, N = x.shape[0], bb.cfg.n_patches
         M = max(2, round(m.params.mask_ratio * N))
@@ -158,7 +161,10 @@ class Performance(Objective):
     ``teacher_head`` reads the tokens of one time row (its ``nf`` register columns concatenated,
     LayerNorm → Linear) and predicts that row's onsets, onset velocity and sounding notes per register
     band and its pedal share (logits, (B, T, K)); ``stats_head`` reads the pooled embedding and
-    predicts the window's means of those (:func:`crescendai.learn.objectives.teacher_stats`). The
+    predicts the window's means of those (:func:`crescendai.learn.objectives.teacher_stats`, 4 logits)
+    and, with ``pretrain.playing_weight`` > 0 and when the batch has them, its standardised statistics
+    of the playing (the MIDI performance features of its notes,
+    :func:`crescendai.data.teacher.window_playing`; F more outputs, MSE × that weight). The
     stats head is thrown away after pretraining; the row head is kept beside the backbone
     (``models/pretrain/teacher_head.pt``) and, with a frozen backbone, ships in the tutor bundle.
     Augmentations never shift time (``crescendai.learn.augment``), so the targets stay aligned.
@@ -173,23 +179,30 @@ class Performance(Objective):
                               f"(the teacher targets'), model.patch {backbone.cfg.patch} gives {nt}; set "
                               f"model.patch to {128 // TEACHER_ROWS}")
         C = backbone.dim
-        return {"teacher_head": RowTeacherHead(C, nf, len(TEACHER_FIELDS)), "stats_head": nn.Linear(C, 4)}
+        n_playing = N_MIDI_FEATURES if p.playing_weight > 0 else 0
+        return {"teacher_head": RowTeacherHead(C, nf, len(TEACHER_FIELDS)),
+                "stats_head": nn.Linear(C, obj.N_WINDOW_MEANS + n_playing)}
 
     def predict(self, m: SSLModel, x: torch.Tensor, pad_mask: torch.Tensor | None
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """Row logits (B, T, K), window-statistics logits (B, 4) and the valid rows (B, T) or None."""
+        """Row logits (B, T, K), window outputs (B, 4 + F) — logits of the 4 window means, then the
+        standardised statistics of the playing — and the valid rows (B, T) or None."""
         bb = m.backbone
         nt, nf = bb.cfg.grid
         tokens = bb.tokens(x, pad_mask)  # (B, 1+N, C)
         valid = None if pad_mask is None else ~pad_mask.reshape(x.shape[0], nt, -1).all(-1)  # (B, T)
         return m.teacher_head.from_tokens(tokens), m.stats_head(bb.pool(tokens, pad_mask)), valid
 
-    def loss(self, m, x, rec, pad_mask, teacher=None):
+    def loss(self, m, x, rec, pad_mask, teacher=None, playing=None):
         if teacher is None:
             raise ConfigError("pretrain.objective: performance needs the MIDI teacher targets "
                               "(<features>/ssl/teacher.npy); re-run the preprocess stage")
         rows, stats, valid = self.predict(m, x, pad_mask)
-        return obj.teacher_loss(rows, teacher, valid) + obj.stats_loss(stats, obj.teacher_stats(teacher, valid))
+        loss = obj.teacher_loss(rows, teacher, valid) + obj.stats_loss(stats[:, :obj.N_WINDOW_MEANS],
+                                                                       obj.teacher_stats(teacher, valid))
+        if playing is None or m.params.playing_weight == 0:
+            return loss
+        return loss + m.params.playing_weight * obj.playing_loss(stats[:, obj.N_WINDOW_MEANS:], playing)
 
 
 class Mixture(Objective):
@@ -207,8 +220,8 @@ class Mixture(Objective):
             out.update(o.modules(backbone, p))
         return out
 
-    def loss(self, m, x, rec, pad_mask, teacher=None):
-        return sum(o.loss(m, x, rec, pad_mask, teacher) for o in self.parts)
+    def loss(self, m, x, rec, pad_mask, teacher=None, playing=None):
+        return sum(o.loss(m, x, rec, pad_mask, teacher, playing) for o in self.parts)
 
     def after_step(self, m, step, total_steps):
         for o in self.parts:
@@ -255,9 +268,10 @@ class SSLModel(nn.Module):
             self.add_module(name, module)
 
     def forward(self, x: torch.Tensor, rec: torch.Tensor, pad_mask: torch.Tensor | None = None,
-                teacher: torch.Tensor | None = None) -> torch.Tensor:
-        """Views (B, 128, 128) dB, recording ids (B,), optional teacher targets (B, 8, 25) → scalar loss."""
-        return self.objective.loss(self, x, rec, pad_mask, teacher)
+                teacher: torch.Tensor | None = None, playing: torch.Tensor | None = None) -> torch.Tensor:
+        """Views (B, 128, 128) dB, recording ids (B,), optional teacher targets (B, 8, 25) and
+        statistics of the playing (B, F) → scalar loss."""
+        return self.objective.loss(self, x, rec, pad_mask, teacher, playing)
 
     @torch.no_grad()
     def after_step(self, step: int, total_steps: int) -> None:

@@ -1,10 +1,11 @@
-"""The symbolic peer baseline: hand-crafted MIDI performance features + ridge regression.
+"""Hand-crafted MIDI performance features: note-level statistics of how a passage is played.
 
-A ridge on a handful of note-level statistics (density, dynamics, articulation, timing, chord
-asynchrony, pedalling) is the simple bar any audio model has to clear on PercePiano. This module
-computes those statistics from a :class:`~crescendai.core.midi.Performance`; the evaluation scores them with
-the same ``StandardScaler → RidgeCV`` and the same folds as the audio baseline
-(:mod:`crescendai.evaluate.ridge`).
+A handful of statistics (density, dynamics, articulation, timing, chord asynchrony, pedalling) of a
+:class:`~crescendai.core.midi.Performance`, used twice: per recording they are the symbolic peer
+baseline (a ``StandardScaler → RidgeCV`` on the same folds as the audio baseline,
+:mod:`crescendai.evaluate.ridge`), the simple bar any audio model has to clear on PercePiano; per
+contract window they are the window statistics of the performance teacher
+(:func:`crescendai.data.teacher.window_playing`).
 
 >>> X = midi_feature_matrix(["a.mid", "b.mid"])           # doctest: +SKIP
 >>> X.shape == (2, len(FEATURE_NAMES))                     # doctest: +SKIP
