@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.linear_model import Ridge, RidgeCV
 
-from crescendai.core.ridge import fold_models, make_ridge
+from crescendai.core.ridge import RIDGE_ALPHAS, fold_models, make_ridge
 from crescendai.core.stats import median_r
 from crescendai.evaluate.audio_features import window_features
 from crescendai.learn.finetune import _pad_mask, _window_tensor, load_labelled, segment_means
@@ -57,6 +58,51 @@ def stack(a: np.ndarray, b: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.
         w = WEIGHTS[np.argmin(mse, axis=0)]
         fused[folds == k] = w * a[folds == k] + (1 - w) * b[folds == k]
     return fused
+
+
+SCALES = (1.0, 2.0, 3.0, 5.0)
+
+
+def scaled(Z: np.ndarray, fit: np.ndarray, n_first: int, scale: float) -> np.ndarray:
+    """``Z`` standardised on the rows ``fit``, the columns after ``n_first`` multiplied by ``scale``."""
+    mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-12
+    s = np.ones(Z.shape[1])
+    s[n_first:] = scale
+    return (Z - mu) / sd * s
+
+
+def inner_score(Z: np.ndarray, y: np.ndarray, folds: np.ndarray, tr: np.ndarray, n_first: int,
+                scale: float, alpha: float, how: str) -> float:
+    """Grouped inner-fold score of (scale, alpha) on the rows ``tr`` (the other performer folds):
+    minus the MSE (``how`` = "mse") or the median r."""
+    ip = np.full_like(y, np.nan)
+    for j in np.unique(folds[tr]):
+        itr, iva = tr & (folds != j), tr & (folds == j)
+        X = scaled(Z, itr, n_first, scale)
+        ip[iva] = Ridge(alpha=alpha).fit(X[itr], y[itr]).predict(X[iva])
+    return -((ip[tr] - y[tr]) ** 2).mean() if how == "mse" else median_r(y[tr], ip[tr])
+
+
+def inner_scale_oof(Z: np.ndarray, y: np.ndarray, folds: np.ndarray, keep: np.ndarray, n_first: int,
+                    how: str) -> tuple[np.ndarray, list[tuple[float, float]]]:
+    """Out-of-fold predictions with the feature-block scale (and alpha) chosen on each outer fold's
+    training rows only: ``how`` = "loo" (RidgeCV's leave-one-out error over :data:`SCALES`), "mse" or
+    "median_r" (grouped inner folds = the other performer folds, over :data:`SCALES` × alphas).
+    Returns the predictions and the (scale, alpha) chosen per outer fold."""
+    pred, picks = np.full_like(y, np.nan), []
+    for k in np.unique(folds[keep]):
+        tr, va = keep & (folds != k), keep & (folds == k)
+        if how == "loo":
+            fits = [RidgeCV(alphas=RIDGE_ALPHAS).fit(scaled(Z, tr, n_first, g)[tr], y[tr]) for g in SCALES]
+            best = int(np.argmax([f.best_score_ for f in fits]))
+            pick = (SCALES[best], float(fits[best].alpha_))
+        else:
+            grid = [(g, a) for g in SCALES for a in RIDGE_ALPHAS]
+            pick = max(grid, key=lambda ga: inner_score(Z, y, folds, tr, n_first, *ga, how))
+        X = scaled(Z, tr, n_first, pick[0])
+        pred[va] = Ridge(alpha=pick[1]).fit(X[tr], y[tr]).predict(X[va])
+        picks.append(pick)
+    return pred, picks
 
 
 def main() -> None:
@@ -109,6 +155,10 @@ def main() -> None:
     show("one ridge: mean embedding ⊕ mean window features (fusion)", oof(joint))
     for scale in (0.5, 2.0, 3.0, 5.0):
         show(f"  the same, feature block ×{scale:g} after standardising", oof(joint, scale))
+    for how in ("loo", "mse", "median_r"):
+        pred, picks = inner_scale_oof(joint, y, folds, keep, seg[-1].shape[1], how)
+        show(f"  the same, scale chosen inside each fold ({how})", pred)
+        print(f"{'':<58} (scale, alpha) per fold: {picks}")
 
 
 if __name__ == "__main__":
