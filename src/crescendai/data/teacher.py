@@ -39,8 +39,9 @@ Window statistics of the playing (``window_playing``): the MIDI performance feat
 durations and legato, IOI mean and variability, chord asynchrony, polyphony, register, pedal,
 register balance) of the notes whose onsets fall in each window ``[start, start + WINDOW_SEC)``,
 float32 ``[n_windows, N_MIDI_FEATURES]``, NaN where fewer than :data:`MIN_PLAYING_NOTES` onsets fall
-in the window. They are what a segment label is made of (a velocity spread, 10–100 ms timing
-deviations) but what a mean over 0.37-s rows does not carry, so the pooled embedding learns them.
+in the window. They describe what a mean over 0.37-s rows does not (a velocity spread, 10–100 ms
+timing deviations); with ``pretrain.playing_weight`` > 0 the pooled embedding is trained to predict
+them (:class:`crescendai.learn.ssl.Performance`).
 """
 
 from __future__ import annotations

@@ -13,9 +13,9 @@ Self-supervised (the losses behind ``crescendai.learn.ssl.OBJECTIVES``, chosen b
 ``performance`` :func:`teacher_loss` + :func:`teacher_stats` + :func:`playing_loss` — the performance
                 teacher: each window's MIDI-derived targets (``crescendai.data.teacher``: per time
                 row and register band onsets, onset velocity, sounding notes; sustain pedal per row)
-                predicted from its tokens, and from the pooled embedding their window means and the
-                window's statistics of the playing (velocity spread, IOI variability, chord
-                asynchrony, legato, … standardised).
+                predicted from its tokens, and from the pooled embedding their window means and,
+                with ``pretrain.playing_weight`` > 0, the window's statistics of the playing
+                (velocity spread, IOI variability, chord asynchrony, legato, … standardised).
 ``none``        no pretraining (the random-init baseline); :func:`none` returns a zero that keeps
                 the autograd graph.
 ==============  ===========================================================================
