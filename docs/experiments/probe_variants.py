@@ -121,13 +121,10 @@ def main() -> None:
                     segs = np.flatnonzero(keep & (folds == k))
                     pred[segs] = pipe.predict(Z[segs])
             return pred
-        scale = np.ones(Z.shape[1])
-        scale[256:] = block_scale
         for k in np.unique(folds[keep]):
             fit, segs = keep & (folds != k), keep & (folds == k)
-            mu, sd = Z[fit].mean(0), Z[fit].std(0) + 1e-12
-            ridge = make_ridge()[-1].fit((Z[fit] - mu) / sd * scale, y[fit])
-            pred[segs] = ridge.predict((Z[segs] - mu) / sd * scale)
+            X = scaled(Z, fit, 256, block_scale)
+            pred[segs] = make_ridge()[-1].fit(X[fit], y[fit]).predict(X[segs])
         return pred
 
     def show(name: str, pred: np.ndarray) -> None:
